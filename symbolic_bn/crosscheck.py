@@ -1,0 +1,779 @@
+r"""High-precision cross-check of a numeric channel-first BatchNorm against an mpmath reference.
+
+``crosscheck(forward, backward, ...)`` runs a user's float32/float64 implementation of the
+BatchNormChannelFirst forward and/or backward (semantics in :mod:`symbolic_bn.numeric`) at a set of
+deterministic points and compares every output with an mpmath reference evaluated at ``dps``
+digits on *exactly* the dtype-rounded inputs the implementation received (each float32/float64
+value is converted to ``mpf`` exactly; ``eps`` is rounded to the dtype too and passed to the
+function as that exact value).  The difference is therefore the implementation's own error, with
+no input-rounding noise.
+
+Point families
+--------------
+* ``normal``         -- x ~ N(0, 1).
+* ``large_mean``     -- x ~ ±1e4 + N(0, 1) per channel: E[x²]−E[x]² cancels catastrophically here.
+* ``small_variance`` -- per channel, mean ~ N(0, 1) and population variance set to |eps|·10^U(−1,1)
+  (variance comparable to eps, so eps matters and the centered values are small).
+* ``mixed_scales``   -- channels with spreads log-spaced from 1e−3 to 1e3 (jittered), means of the
+  order of max(1, spread).
+* ``user``           -- the dicts given in ``inputs``.
+
+Points are assigned to families round-robin; point ``i`` is generated from
+``numpy.random.default_rng([seed, i])`` so it depends only on ``(seed, i)``.  γ is generic
+(magnitudes U(0.5, 2), random signs, and every even point has at least one negative γ), β ~ N(0,1),
+and the cotangent ``grad_out`` is a generic random array (N(0,1) plus a per-channel offset) --
+never all ones, because with ``g ≡ 1`` the exact ``dx`` is 0 for *any* rule of the form
+``a·g + b·Σg + c·x̂·Σ(g x̂)`` with a = −b, since ``Σ x̂ = 0`` (ecosystem.md §0 item 2).
+
+Pass/fail bound (why it is what it is)
+--------------------------------------
+A yes/no answer needs a tolerance that a *correct* float implementation always meets and a wrong
+one does not.  A fixed relative tolerance fails both ways: at ``large_mean`` in float32 a correct
+two-pass implementation has relative error ~1e−3 in y (the mean 1e4 cannot be represented better
+than ulp(1e4)/2 ≈ 5e−4, which is ~5e−4 in units of std), while at well-conditioned points a
+rule that is wrong by 1e−3 must fail.  So every output component gets a *condition-aware scale*
+``S``, computed with mpmath from the exact inputs, that bounds to first order the error of a
+backward-stable evaluation of the closed forms, and the test is::
+
+    |got − ref| ≤ bound = tol · (|ref| + S) · (1 + tol·κ_c),     tol = c · (N + 2) · u,
+
+with ``u = 2^−24`` (float32) or ``2^−53`` (float64), ``N = H·W``, ``c = BOUND_FACTOR = 4`` and
+``κ_c = max_p a_{c,p}`` (a second-order allowance, negligible unless the point is so ill
+conditioned that the bound is already O(|ref| + S)).  With ``A_c = mean_p |x_{c,p}|`` (the size
+of the terms the mean is summed from), ``a_{c,p} = (|x_{c,p}| + A_c)·r_c`` is the condition
+number of ``x̂_{c,p}`` with respect to the summation and centering: a stable mean has error
+``≲ N·u·A_c`` (standard summation bound ``γ_{N−1} Σ|x|``), which shifts every ``x̂`` of the channel by
+up to ``N·u·A_c·r_c``, and centering/scaling add ``O(u)·|x̂|``; the variance is insensitive to a
+constant shift to first order (Σ_p (x−μ) = 0), so ``r`` has relative error ``O(N·u)``.  Propagating
+these through the closed forms gives the scales (S1 = Σg, S2 = Σ g x̂)::
+
+    y_{c,p}  : S = |γ_c| a_{c,p} + |β_c|
+    dβ_c     : S = Σ_p |g_p|
+    dγ_c     : S = Σ_p |g_p| a_p
+    dx_{c,p} : S = |γ_c| r_c / N · (N|g_p| + Σ_q |g_q| + |x̂_p| Σ_q |g_q| a_q + a_p |S2_c|)
+
+The first-order analysis gives error ≤ u·(1.5N + 6)·(|ref| + S) for y and ≤ u·(2.5N + 7)·(|ref| + S)
+for dx (the largest), and ``4(N + 2) ≥ 2.5N + 7`` for every N ≥ 0, so ``c = 4`` is a worst-case
+bound, not a calibration: real errors are typically 10–1000× smaller (see the benchmark).  The
+bound is still small enough to reject what matters:
+
+* an ``O(1)``-relative error in any output (missing 1/N, N−1 variance, sign error, dγ without x̂,
+  dx ≡ 0) exceeds it at well-conditioned points (``normal``), where ``S`` is O(|ref|) and
+  ``tol`` ≈ 7e−5 (float32, N = 16) or 1.3e−13 (float64);
+* a float32 forward with variance ``E[x²] − E[x]²`` has an error in ``var`` of order
+  ``u·mean²``, i.e. ~6 in units of var at ``large_mean``, so y is off by O(|γ|) while the bound
+  is ``tol·|γ|·a ≈ 0.09|γ|``.
+
+The reference is itself checked without symbolic differentiation: at the first point of every
+family (``mp.diff`` at ``dps`` digits) the directional derivative of ``⟨y(p + s·t), g⟩`` along a random
+tangent ``t = (tx, tγ, tβ)`` is compared with ``⟨t, Jᵀg⟩`` from the reference backward and with
+``⟨J t, g⟩`` from the reference JVP (the dot-product test).  A discrepancy above
+``10^(−dps/2)·(1 + Σ|terms|)`` raises :class:`ReferenceCheckError` (an internal error: the
+reference would be wrong).  At ``dps = 50`` the discrepancies are ~1e−48.
+
+Errors
+------
+Bad arguments raise ``ValueError`` naming the argument.  A user function that raises, returns the
+wrong number of arrays, wrong shapes, non-real values, NaN/inf, or modifies its inputs in place
+raises :class:`ImplementationError` (a ``ValueError``) naming the function, the family and the
+point: a malfunction is never reported as a pass.  All mpmath work happens inside
+``mp.workdps(dps)``; the global precision is never changed.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import mpmath
+import numpy as np
+from mpmath import mp
+
+__all__ = [
+    "crosscheck",
+    "reference",
+    "CrosscheckResult",
+    "OutputReport",
+    "FamilyReport",
+    "ImplementationError",
+    "ReferenceCheckError",
+    "FAMILIES",
+    "BOUND_FACTOR",
+]
+
+FAMILIES = ("normal", "large_mean", "small_variance", "mixed_scales")
+BOUND_FACTOR = 4
+MIN_DPS = 20
+_UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}
+_NP_DTYPES = {"float32": np.float32, "float64": np.float64}
+FORWARD_OUTPUTS = ("y",)
+BACKWARD_OUTPUTS = ("dx", "dgamma", "dbeta")
+
+
+class ImplementationError(ValueError):
+    """The implementation under test malfunctioned (raised, wrong arity/shape, NaN/inf, ...)."""
+
+
+class ReferenceCheckError(RuntimeError):
+    """Internal error: the mpmath reference failed its own finite-difference/dot-product check."""
+
+
+# --------------------------------------------------------------------------------------------
+# argument validation
+# --------------------------------------------------------------------------------------------
+
+def _normalize_dtype(dtype) -> str:
+    if isinstance(dtype, str):
+        if dtype in _NP_DTYPES:
+            return dtype
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}") from None
+    if d == np.float32:
+        return "float32"
+    if d == np.float64:
+        return "float64"
+    raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _validate_shape(shape):
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ValueError(f"shape must be a tuple of 3 positive ints (C, H, W); got {shape!r}") from None
+    if len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
+        raise ValueError(f"shape must be a tuple of 3 positive ints (C, H, W); got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def _validate_array(name, value, dtype, want_shape=None, ndim=None):
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a real numeric array: {exc}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional; got shape {arr.shape}")
+    if want_shape is not None and arr.shape != tuple(want_shape):
+        raise ValueError(f"{name} must have shape {tuple(want_shape)}; got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    with np.errstate(over="ignore"):
+        rounded = arr.astype(dtype)
+    if not np.all(np.isfinite(rounded)):
+        raise ValueError(f"{name} overflows {np.dtype(dtype).name}")
+    return rounded
+
+
+# --------------------------------------------------------------------------------------------
+# mpmath reference (plain Python loops over mpf; all at the caller's workdps)
+# --------------------------------------------------------------------------------------------
+
+def _to_mp_rows(arr):
+    """(C, H, W) float array -> list of C lists of N exact mpf values."""
+    C = arr.shape[0]
+    flat = arr.reshape(C, -1)
+    return [[mp.mpf(float(v)) for v in row] for row in flat]
+
+
+def _to_mp_vec(arr):
+    return [mp.mpf(float(v)) for v in arr]
+
+
+def _ref_forward(xs, gam, bet, eps):
+    """Reference forward on mpf rows.  Returns dict of per-channel lists."""
+    mean, var, std, r, xhat, y = [], [], [], [], [], []
+    for c, row in enumerate(xs):
+        n = len(row)
+        m = mp.fsum(row) / n
+        cen = [v - m for v in row]
+        v = mp.fsum(t * t for t in cen) / n
+        ve = v + eps
+        if ve <= 0:
+            raise ValueError(f"point outside the domain var + eps > 0 (channel {c}: var + eps = "
+                             f"{mpmath.nstr(ve, 5)})")
+        s = mp.sqrt(ve)
+        rc = 1 / s
+        xh = [t * rc for t in cen]
+        mean.append(m)
+        var.append(v)
+        std.append(s)
+        r.append(rc)
+        xhat.append(xh)
+        y.append([gam[c] * t + bet[c] for t in xh])
+    return {"mean": mean, "var": var, "std": std, "r": r, "xhat": xhat, "y": y}
+
+
+def _ref_backward(fw, gam, gs):
+    dx, dgamma, dbeta, s2s = [], [], [], []
+    for c, (xh, g) in enumerate(zip(fw["xhat"], gs)):
+        n = len(g)
+        s1 = mp.fsum(g)
+        s2 = mp.fsum(a * b for a, b in zip(g, xh))
+        coef = gam[c] * fw["r"][c] / n
+        dx.append([coef * (n * gp - s1 - xp * s2) for gp, xp in zip(g, xh)])
+        dgamma.append(s2)
+        dbeta.append(s1)
+        s2s.append(s2)
+    return {"dx": dx, "dgamma": dgamma, "dbeta": dbeta, "S2": s2s}
+
+
+def _ref_jvp(fw, gam, tx, tg, tb):
+    out = []
+    for c, (xh, t) in enumerate(zip(fw["xhat"], tx)):
+        n = len(t)
+        m1 = mp.fsum(t) / n
+        m2 = mp.fsum(a * b for a, b in zip(t, xh)) / n
+        k = gam[c] * fw["r"][c]
+        out.append([k * (tp - m1 - xp * m2) + xp * tg[c] + tb[c] for tp, xp in zip(t, xh)])
+    return out
+
+
+def _scales(xs, gam, bet, gs, fw, bw):
+    """Condition-aware scales S (see module docstring) and κ_c, as mpf."""
+    out = {"y": [], "dx": [], "dgamma": [], "dbeta": [], "kappa": []}
+    for c, row in enumerate(xs):
+        n = len(row)
+        r = fw["r"][c]
+        A = mp.fsum(abs(v) for v in row) / n
+        a = [(abs(v) + A) * r for v in row]
+        out["kappa"].append(max(a))
+        out["y"].append([abs(gam[c]) * ap + abs(bet[c]) for ap in a])
+        if gs is not None:
+            g = gs[c]
+            sg = mp.fsum(abs(t) for t in g)
+            sga = mp.fsum(abs(t) * ap for t, ap in zip(g, a))
+            s2 = abs(bw["S2"][c])
+            k = abs(gam[c]) * r / n
+            xh = fw["xhat"][c]
+            out["dx"].append([k * (n * abs(gp) + sg + abs(xp) * sga + ap * s2)
+                              for gp, xp, ap in zip(g, xh, a)])
+            out["dgamma"].append(sga)
+            out["dbeta"].append(sg)
+    return out
+
+
+def reference(x, gamma, beta, eps, grad_out=None, dps=50):
+    """mpmath reference values at ``dps`` digits for float inputs taken exactly as given.
+
+    Returns a dict of float64 NumPy arrays (each the nearest double to the high-precision value):
+    ``mean``, ``var``, ``std`` (shape (C,)), ``xhat``, ``y`` (shape (C, H, W)) and, when
+    ``grad_out`` is given, ``dx``, ``dgamma``, ``dbeta``.  ``eps`` is used exactly as the given
+    Python/NumPy float.
+    """
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (C, H, W); got {x.shape}")
+    if not _is_int(dps) or dps < MIN_DPS:
+        raise ValueError(f"dps must be an int >= {MIN_DPS}; got {dps!r}")
+    C = x.shape[0]
+    gamma = np.asarray(gamma).reshape(-1)
+    beta = np.asarray(beta).reshape(-1)
+    if gamma.shape != (C,) or beta.shape != (C,):
+        raise ValueError("gamma and beta must have shape (C,)")
+    with mp.workdps(dps):
+        xs = _to_mp_rows(x)
+        gam, bet = _to_mp_vec(gamma), _to_mp_vec(beta)
+        fw = _ref_forward(xs, gam, bet, mp.mpf(float(eps)))
+        res = {
+            "mean": np.array([float(v) for v in fw["mean"]]),
+            "var": np.array([float(v) for v in fw["var"]]),
+            "std": np.array([float(v) for v in fw["std"]]),
+            "xhat": np.array([[float(v) for v in row] for row in fw["xhat"]]).reshape(x.shape),
+            "y": np.array([[float(v) for v in row] for row in fw["y"]]).reshape(x.shape),
+        }
+        if grad_out is not None:
+            g = np.asarray(grad_out)
+            if g.shape != x.shape:
+                raise ValueError(f"grad_out must have shape {x.shape}; got {g.shape}")
+            bw = _ref_backward(fw, gam, _to_mp_rows(g))
+            res["dx"] = np.array([[float(v) for v in row] for row in bw["dx"]]).reshape(x.shape)
+            res["dgamma"] = np.array([float(v) for v in bw["dgamma"]])
+            res["dbeta"] = np.array([float(v) for v in bw["dbeta"]])
+    return res
+
+
+def _reference_self_check(xs, gam, bet, gs, eps, fw, bw, rng, dps):
+    """FD (mp.diff) + dot-product test of the reference at one point.  Returns a dict of figures."""
+    C = len(xs)
+    tx = [[mp.mpf(float(v)) for v in rng.standard_normal(len(row))] for row in xs]
+    tg = [mp.mpf(float(v)) for v in rng.standard_normal(C)]
+    tb = [mp.mpf(float(v)) for v in rng.standard_normal(C)]
+
+    def phi(s):
+        xs_s = [[v + s * t for v, t in zip(row, trow)] for row, trow in zip(xs, tx)]
+        gam_s = [a + s * b for a, b in zip(gam, tg)]
+        bet_s = [a + s * b for a, b in zip(bet, tb)]
+        y = _ref_forward(xs_s, gam_s, bet_s, eps)["y"]
+        return mp.fsum(a * b for yrow, grow in zip(y, gs) for a, b in zip(yrow, grow))
+
+    fd = mp.diff(phi, mp.mpf(0))
+    terms = ([a * b for trow, drow in zip(tx, bw["dx"]) for a, b in zip(trow, drow)]
+             + [a * b for a, b in zip(tg, bw["dgamma"])] + [a * b for a, b in zip(tb, bw["dbeta"])])
+    vjp_dot = mp.fsum(terms)
+    jv = _ref_jvp(fw, gam, tx, tg, tb)
+    jvp_terms = [a * b for jrow, grow in zip(jv, gs) for a, b in zip(jrow, grow)]
+    jvp_dot = mp.fsum(jvp_terms)
+    magnitude = 1 + mp.fsum(abs(t) for t in terms) + mp.fsum(abs(t) for t in jvp_terms)
+    threshold = mp.mpf(10) ** (-(dps // 2)) * magnitude
+    fd_vs_vjp = abs(fd - vjp_dot)
+    jvp_vs_vjp = abs(jvp_dot - vjp_dot)
+    fd_vs_jvp = abs(fd - jvp_dot)
+    figures = {
+        "fd_directional": float(fd),
+        "vjp_dot": float(vjp_dot),
+        "jvp_dot": float(jvp_dot),
+        "fd_vs_vjp": float(fd_vs_vjp),
+        "jvp_vs_vjp": float(jvp_vs_vjp),
+        "fd_vs_jvp": float(fd_vs_jvp),
+        "threshold": float(threshold),
+    }
+    worst = max(fd_vs_vjp, jvp_vs_vjp, fd_vs_jvp)
+    if not worst <= threshold:
+        raise ReferenceCheckError(
+            "mpmath reference failed its self-check: finite-difference / dot-product "
+            f"discrepancy {mpmath.nstr(worst, 5)} exceeds {mpmath.nstr(threshold, 5)} "
+            f"(figures: {figures})")
+    return figures
+
+
+# --------------------------------------------------------------------------------------------
+# point generation
+# --------------------------------------------------------------------------------------------
+
+def _gen_params(rng, C, i):
+    signs = rng.choice(np.array([-1.0, 1.0]), size=C)
+    if i % 2 == 0 and np.all(signs > 0):
+        signs[rng.integers(C)] = -1.0
+    gamma = signs * rng.uniform(0.5, 2.0, size=C)
+    beta = rng.standard_normal(C)
+    return gamma, beta
+
+
+def _gen_grad(rng, shape):
+    C = shape[0]
+    return rng.standard_normal(shape) + rng.uniform(-1.0, 1.0, size=C)[:, None, None]
+
+
+def _gen_x(family, rng, shape, eps):
+    C, H, W = shape
+    if family == "normal":
+        return rng.standard_normal(shape)
+    if family == "large_mean":
+        centers = 1e4 * rng.choice(np.array([-1.0, 1.0]), size=C)
+        return centers[:, None, None] + rng.standard_normal(shape)
+    if family == "small_variance":
+        base = abs(eps) if eps != 0 else 1e-6
+        lo, hi = (-1.0, 1.0) if eps > 0 else (0.5, 1.5)
+        target = base * 10.0 ** rng.uniform(lo, hi, size=C)
+        z = rng.standard_normal(shape)
+        z = z - z.mean(axis=(1, 2), keepdims=True)
+        sd = np.sqrt((z * z).mean(axis=(1, 2), keepdims=True))
+        z = np.where(sd > 0, z / np.where(sd > 0, sd, 1.0), 0.0)
+        means = rng.standard_normal(C)
+        return means[:, None, None] + np.sqrt(target)[:, None, None] * z
+    if family == "mixed_scales":
+        exps = np.linspace(-3.0, 3.0, C) if C > 1 else rng.uniform(-3.0, 3.0, size=1)
+        spreads = 10.0 ** (exps + rng.uniform(-0.25, 0.25, size=C))
+        means = rng.standard_normal(C) * np.maximum(1.0, spreads)
+        return means[:, None, None] + spreads[:, None, None] * rng.standard_normal(shape)
+    raise ValueError(f"unknown family {family!r}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------------------------
+# running the user's functions
+# --------------------------------------------------------------------------------------------
+
+def _fname(fn, role):
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{role} function {name!r}"
+
+
+def _as_output(value, label, what, want_shape):
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - anything the conversion throws
+        raise ImplementationError(f"{label}: {what} could not be converted to a NumPy array "
+                                  f"({type(exc).__name__}: {exc})") from exc
+    if arr.dtype.kind not in "fiu":
+        raise ImplementationError(f"{label}: {what} has non-real dtype {arr.dtype}")
+    if arr.shape != tuple(want_shape):
+        raise ImplementationError(f"{label}: {what} has shape {arr.shape}, expected "
+                                  f"{tuple(want_shape)}")
+    out = arr.astype(np.float64)
+    if not np.all(np.isfinite(out)):
+        bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+        raise ImplementationError(f"{label}: {what} contains {bad} non-finite value(s) (NaN/inf) "
+                                  "although the inputs are finite and var + eps > 0")
+    return out, arr.dtype
+
+
+def _call(fn, role, args, where):
+    label = f"{_fname(fn, role)} at {where}"
+    copies = [a.copy() for a in args[:-2]]  # the arrays; eps and xp are the last two
+    try:
+        out = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - report any failure of the user's code
+        raise ImplementationError(f"{label} raised {type(exc).__name__}: {exc}") from exc
+    for a, c in zip(args, copies):
+        if not np.array_equal(a, c):
+            raise ImplementationError(f"{label} modified its input arrays in place")
+    return out, label
+
+
+# --------------------------------------------------------------------------------------------
+# result objects
+# --------------------------------------------------------------------------------------------
+
+def _jsonable(v):
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, dict):
+        return {str(k): _jsonable(w) for k, w in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(w) for w in v]
+    if isinstance(v, np.generic):
+        return _jsonable(v.item())
+    return v
+
+
+@dataclass
+class OutputReport:
+    """Figures for one output (``y``, ``dx``, ``dgamma`` or ``dbeta``) over all points.
+
+    ``max_abs``/``max_rel``/``max_ulp`` are maxima over every component of every point (relative
+    error is ``inf`` where the reference is exactly 0 and the error is not).  ``max_ratio`` is the
+    largest ``error / bound``; ``bound`` and ``worst`` describe the component where it occurred;
+    ``ok`` is ``max_ratio <= 1``.
+    """
+
+    name: str
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    max_ulp: float = 0.0
+    max_ratio: float = 0.0
+    bound: float = 0.0
+    ok: bool = True
+    worst: dict = field(default_factory=dict)
+    components: int = 0
+    returned_dtypes: list = field(default_factory=list)
+
+    def to_dict(self):
+        return _jsonable({k: getattr(self, k) for k in (
+            "name", "max_abs", "max_rel", "max_ulp", "max_ratio", "bound", "ok", "worst",
+            "components", "returned_dtypes")})
+
+
+@dataclass
+class FamilyReport:
+    """Per-family maxima, each a dict keyed by output name."""
+
+    name: str
+    points: int = 0
+    ok: bool = True
+    max_ratio: dict = field(default_factory=dict)
+    max_abs: dict = field(default_factory=dict)
+    max_rel: dict = field(default_factory=dict)
+    max_ulp: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return _jsonable({"name": self.name, "points": self.points, "ok": self.ok,
+                          "max_ratio": dict(self.max_ratio), "max_abs": dict(self.max_abs),
+                          "max_rel": dict(self.max_rel), "max_ulp": dict(self.max_ulp)})
+
+
+@dataclass
+class CrosscheckResult:
+    """Outcome of :func:`crosscheck`.  ``ok`` is true iff every checked output is within bound."""
+
+    ok: bool
+    outputs: dict
+    families: dict
+    reference_check: list
+    dtype: str
+    dps: int
+    eps: float
+    eps_used: float
+    shape: tuple
+    seed: int
+    points: int
+    user_points: int
+    unit_roundoff: float
+    bound_factor: float
+    checked: tuple
+    forward_name: Optional[str] = None
+    backward_name: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return _jsonable({
+            "ok": self.ok,
+            "checked": list(self.checked),
+            "forward": self.forward_name,
+            "backward": self.backward_name,
+            "dtype": self.dtype,
+            "dps": self.dps,
+            "eps": self.eps,
+            "eps_used": self.eps_used,
+            "shape": list(self.shape),
+            "seed": self.seed,
+            "points": self.points,
+            "user_points": self.user_points,
+            "unit_roundoff": self.unit_roundoff,
+            "bound": {
+                "formula": "|got-ref| <= tol*(|ref|+S)*(1+tol*kappa), tol = c*(N+2)*u",
+                "c": self.bound_factor,
+                "u": self.unit_roundoff,
+            },
+            "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
+            "families": {k: v.to_dict() for k, v in self.families.items()},
+            "reference_check": list(self.reference_check),
+        })
+
+    def summary(self) -> str:
+        lines = []
+        what = "+".join(self.checked)
+        lines.append(f"crosscheck [{what}]  dtype={self.dtype}  dps={self.dps}  eps={self.eps!r} "
+                     f"(as {self.dtype}: {self.eps_used!r})  shape={self.shape}  "
+                     f"points={self.points}+{self.user_points} user  seed={self.seed}")
+        lines.append(f"bound: |err| <= tol*(|ref|+S)*(1+tol*kappa), tol = {self.bound_factor}*(N+2)*u, "
+                     f"u = {self.unit_roundoff:.3g}")
+        head = (f"{'output':<8}{'max_abs':>12}{'max_rel':>12}{'max_ulp':>12}{'err/bound':>12}"
+                f"  {'worst at':<40}{'result':>7}")
+        lines.append(head)
+        lines.append("-" * len(head))
+        for name, o in self.outputs.items():
+            w = o.worst
+            where = (f"{w.get('family')}#{w.get('point')} idx {tuple(w.get('index', ()))}"
+                     if w else "-")
+            lines.append(f"{name:<8}{o.max_abs:>12.3e}{o.max_rel:>12.3e}{o.max_ulp:>12.4g}"
+                         f"{o.max_ratio:>12.3e}  {where:<40}{'PASS' if o.ok else 'FAIL':>7}")
+        fams = ", ".join(f"{f.name}: {f.points} pt(s) {'ok' if f.ok else 'FAIL'} "
+                         f"(worst err/bound {max(f.max_ratio.values(), default=0.0):.2e})"
+                         for f in self.families.values())
+        lines.append(f"families: {fams}")
+        for rc in self.reference_check:
+            lines.append(f"reference self-check ({rc['family']}#{rc['point']}): "
+                         f"|FD - <t,J^T g>| = {rc['fd_vs_vjp']:.1e}, "
+                         f"|<Jt,g> - <t,J^T g>| = {rc['jvp_vs_vjp']:.1e} "
+                         f"(threshold {rc['threshold']:.1e})")
+        lines.append(f"RESULT: {'PASS' if self.ok else 'FAIL'}")
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+# --------------------------------------------------------------------------------------------
+# main entry point
+# --------------------------------------------------------------------------------------------
+
+def _ulp(ref_abs: float, np_dtype) -> float:
+    with np.errstate(over="ignore"):
+        v = np_dtype(ref_abs)
+    if not np.isfinite(v):
+        return float(np.spacing(np.finfo(np_dtype).max))
+    return float(np.spacing(v))
+
+
+def _prepare_inputs(inputs, dtype):
+    if inputs is None:
+        return []
+    if isinstance(inputs, dict) or not hasattr(inputs, "__iter__"):
+        raise ValueError("inputs must be a list of dicts with keys 'x', 'gamma', 'beta' "
+                         "(and optionally 'grad_out')")
+    prepared = []
+    for k, item in enumerate(inputs):
+        if not isinstance(item, dict):
+            raise ValueError(f"inputs[{k}] must be a dict with keys 'x', 'gamma', 'beta'")
+        missing = [key for key in ("x", "gamma", "beta") if key not in item]
+        if missing:
+            raise ValueError(f"inputs[{k}] is missing key(s) {missing}")
+        unknown = set(item) - {"x", "gamma", "beta", "grad_out"}
+        if unknown:
+            raise ValueError(f"inputs[{k}] has unknown key(s) {sorted(unknown)}")
+        x = _validate_array(f"inputs[{k}]['x']", item["x"], dtype, ndim=3)
+        C = x.shape[0]
+        gamma = _validate_array(f"inputs[{k}]['gamma']", item["gamma"], dtype, want_shape=(C,))
+        beta = _validate_array(f"inputs[{k}]['beta']", item["beta"], dtype, want_shape=(C,))
+        g = None
+        if item.get("grad_out") is not None:
+            g = _validate_array(f"inputs[{k}]['grad_out']", item["grad_out"], dtype,
+                                want_shape=x.shape)
+        prepared.append((x, gamma, beta, g))
+    return prepared
+
+
+def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] = None,
+               shape=(2, 4, 4), eps=1e-5, dtype="float64", dps=50, points=20, seed=0,
+               inputs=None, families=FAMILIES) -> CrosscheckResult:
+    """Cross-check ``forward(x, gamma, beta, eps, xp)`` and/or
+    ``backward(x, gamma, beta, grad_out, eps, xp) -> (dx, dgamma, dbeta)`` against mpmath.
+
+    The functions are called positionally with NumPy arrays of ``dtype`` and ``xp=numpy``; ``eps``
+    is passed as a Python float equal to ``eps`` rounded to ``dtype``.  ``points`` generated points
+    are spread round-robin over ``families`` (a subset of :data:`FAMILIES`), and every dict of
+    ``inputs`` is checked too (family ``'user'``).  See the module docstring for the bound.
+    """
+    if forward is None and backward is None:
+        raise ValueError("give forward and/or backward: both are None, nothing to check")
+    for role, fn in (("forward", forward), ("backward", backward)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{role} must be callable; got {type(fn).__name__}")
+    dtype = _normalize_dtype(dtype)
+    np_dtype = _NP_DTYPES[dtype]
+    shape = _validate_shape(shape)
+    if not _is_int(dps) or dps < MIN_DPS:
+        raise ValueError(f"dps must be an int >= {MIN_DPS}; got {dps!r}")
+    if not _is_int(points) or points < 1:
+        raise ValueError(f"points must be an int >= 1; got {points!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (numbers.Real, np.floating)):
+        raise ValueError(f"eps must be a finite real number; got {eps!r}")
+    if not math.isfinite(float(eps)):
+        raise ValueError(f"eps must be finite; got {eps!r}")
+    with np.errstate(over="ignore"):
+        eps_used = float(np_dtype(float(eps)))
+    if not math.isfinite(eps_used):
+        raise ValueError(f"eps={eps!r} overflows {dtype}")
+    if isinstance(families, str):
+        families = (families,)
+    families = tuple(families)
+    if not families or any(f not in FAMILIES for f in families):
+        raise ValueError(f"families must be a non-empty subset of {FAMILIES}; got {families!r}")
+    user = _prepare_inputs(inputs, np_dtype)
+
+    checked = (("forward",) if forward is not None else ()) + \
+              (("backward",) if backward is not None else ())
+    out_names = (FORWARD_OUTPUTS if forward is not None else ()) + \
+                (BACKWARD_OUTPUTS if backward is not None else ())
+    u = _UNIT_ROUNDOFF[dtype]
+
+    # Build the list of points: (family, index, x, gamma, beta, grad_out) in dtype.
+    plan = []
+    for i in range(points):
+        fam = families[i % len(families)]
+        rng = np.random.default_rng([seed, i])
+        gamma, beta = _gen_params(rng, shape[0], i)
+        x = _gen_x(fam, rng, shape, eps_used)
+        g = _gen_grad(rng, shape)
+        plan.append((fam, i, x.astype(np_dtype), gamma.astype(np_dtype),
+                     beta.astype(np_dtype), g.astype(np_dtype)))
+    for k, (x, gamma, beta, g) in enumerate(user):
+        if g is None:
+            g = _gen_grad(np.random.default_rng([seed, points + k, 1]), x.shape).astype(np_dtype)
+        plan.append(("user", points + k, x, gamma, beta, g))
+
+    reports = {name: OutputReport(name) for name in out_names}
+    fam_reports: dict = {}
+    ref_checks = []
+    seen_family = set()
+
+    with mp.workdps(dps):
+        eps_mp = mp.mpf(eps_used)
+        for fam, i, x, gamma, beta, g in plan:
+            where = f"point {i} (family {fam!r})"
+            fr = fam_reports.setdefault(fam, FamilyReport(fam))
+            fr.points += 1
+            C = x.shape[0]
+            n = x.shape[1] * x.shape[2]
+            xs = _to_mp_rows(x)
+            gam, bet = _to_mp_vec(gamma), _to_mp_vec(beta)
+            gs = _to_mp_rows(g)
+            try:
+                fw = _ref_forward(xs, gam, bet, eps_mp)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            bw = _ref_backward(fw, gam, gs)
+            scales = _scales(xs, gam, bet, gs, fw, bw)
+            if fam not in seen_family:
+                seen_family.add(fam)
+                fig = _reference_self_check(xs, gam, bet, gs, eps_mp, fw, bw,
+                                            np.random.default_rng([seed, i, 2]), dps)
+                ref_checks.append({"family": fam, "point": i, **fig})
+
+            got = {}
+            if forward is not None:
+                out, label = _call(forward, "forward",
+                                   (x.copy(), gamma.copy(), beta.copy(), eps_used, np), where)
+                got["y"] = _as_output(out, label, "the output", x.shape)
+            if backward is not None:
+                out, label = _call(backward, "backward",
+                                   (x.copy(), gamma.copy(), beta.copy(), g.copy(), eps_used, np),
+                                   where)
+                if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") \
+                        or isinstance(out, np.ndarray):
+                    raise ImplementationError(f"{label} must return a tuple (dx, dgamma, dbeta); "
+                                              f"got {type(out).__name__}")
+                if len(out) != 3:
+                    raise ImplementationError(f"{label} must return 3 arrays (dx, dgamma, dbeta); "
+                                              f"got {len(out)}")
+                got["dx"] = _as_output(out[0], label, "dx", x.shape)
+                got["dgamma"] = _as_output(out[1], label, "dgamma", (C,))
+                got["dbeta"] = _as_output(out[2], label, "dbeta", (C,))
+
+            tol = mp.mpf(BOUND_FACTOR * (n + 2)) * mp.mpf(u)
+            for name in out_names:
+                arr, rdtype = got[name]
+                rep = reports[name]
+                if str(rdtype) not in rep.returned_dtypes:
+                    rep.returned_dtypes.append(str(rdtype))
+                if name in ("y", "dx"):
+                    refs = fw["y"] if name == "y" else bw["dx"]
+                    flat = arr.reshape(C, -1)
+                    items = [((c, p // x.shape[2], p % x.shape[2]), flat[c, p], refs[c][p],
+                              scales[name][c][p], c) for c in range(C) for p in range(n)]
+                else:
+                    refs = bw[name]
+                    items = [((c,), arr[c], refs[c], scales[name][c], c) for c in range(C)]
+                fam_ratio = fr.max_ratio.get(name, 0.0)
+                fam_abs = fr.max_abs.get(name, 0.0)
+                fam_rel = fr.max_rel.get(name, 0.0)
+                fam_ulp = fr.max_ulp.get(name, 0.0)
+                for index, gv, ref, S, c in items:
+                    err = abs(mp.mpf(float(gv)) - ref)
+                    aref = abs(ref)
+                    bound = tol * (aref + S) * (1 + tol * scales["kappa"][c])
+                    errf = float(err)
+                    reff = float(aref)
+                    rel = errf / reff if reff > 0 else (0.0 if errf == 0 else math.inf)
+                    ulp = errf / _ulp(reff, np_dtype)
+                    ratio = float(err / bound) if bound > 0 else (0.0 if err == 0 else math.inf)
+                    rep.components += 1
+                    rep.max_abs = max(rep.max_abs, errf)
+                    rep.max_rel = max(rep.max_rel, rel)
+                    rep.max_ulp = max(rep.max_ulp, ulp)
+                    fam_ratio = max(fam_ratio, ratio)
+                    fam_abs = max(fam_abs, errf)
+                    fam_rel = max(fam_rel, rel)
+                    fam_ulp = max(fam_ulp, ulp)
+                    if ratio > rep.max_ratio or not rep.worst:
+                        rep.max_ratio = ratio
+                        rep.bound = float(bound)
+                        rep.worst = {"family": fam, "point": i, "index": list(index),
+                                     "got": float(gv), "ref": float(ref), "error": errf,
+                                     "bound": float(bound), "ratio": ratio}
+                fr.max_ratio[name] = fam_ratio
+                fr.max_abs[name] = fam_abs
+                fr.max_rel[name] = fam_rel
+                fr.max_ulp[name] = fam_ulp
+                if fam_ratio > 1:
+                    fr.ok = False
+
+    for rep in reports.values():
+        rep.ok = rep.max_ratio <= 1.0
+    ok = all(rep.ok for rep in reports.values())
+    return CrosscheckResult(
+        ok=ok, outputs=reports, families=fam_reports, reference_check=ref_checks,
+        dtype=dtype, dps=dps, eps=float(eps), eps_used=eps_used, shape=shape, seed=int(seed),
+        points=points, user_points=len(user), unit_roundoff=u, bound_factor=BOUND_FACTOR,
+        checked=checked,
+        forward_name=None if forward is None else _fname(forward, "forward"),
+        backward_name=None if backward is None else _fname(backward, "backward"))
