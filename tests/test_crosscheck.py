@@ -1,0 +1,478 @@
+"""crosscheck: correct implementations pass, wrong ones fail, bad input is rejected loudly."""
+import json
+
+import numpy as np
+import pytest
+
+from symbolic_bn import crosscheck as cc_mod
+from symbolic_bn import numeric
+from symbolic_bn.crosscheck import (FAMILIES, ImplementationError, ReferenceCheckError,
+                                    crosscheck, reference)
+
+DTYPES = ("float32", "float64")
+
+
+# ----------------------------------------------------------------------- wrong implementations
+
+def naive_var_forward(x, gamma, beta, eps, xp=np):
+    """var = E[x²] − E[x]², clamped at 0 like TorchLean's spec; cancels at large means."""
+    mean = xp.mean(x, axis=(1, 2), keepdims=True)
+    var = xp.maximum(xp.mean(x * x, axis=(1, 2), keepdims=True) - mean * mean, 0)
+    return gamma[:, None, None] * (x - mean) / xp.sqrt(var + eps) + beta[:, None, None]
+
+
+def naive_var_forward_unclamped(x, gamma, beta, eps, xp=np):
+    mean = xp.mean(x, axis=(1, 2), keepdims=True)
+    var = xp.mean(x * x, axis=(1, 2), keepdims=True) - mean * mean
+    with np.errstate(invalid="ignore"):
+        return gamma[:, None, None] * (x - mean) / xp.sqrt(var + eps) + beta[:, None, None]
+
+
+def unbiased_var_forward(x, gamma, beta, eps, xp=np):
+    n = x.shape[1] * x.shape[2]
+    mean = xp.mean(x, axis=(1, 2), keepdims=True)
+    var = xp.sum((x - mean) ** 2, axis=(1, 2), keepdims=True) / (n - 1)
+    return gamma[:, None, None] * (x - mean) / xp.sqrt(var + eps) + beta[:, None, None]
+
+
+def _stats(x, eps, ddof=0):
+    n = x.shape[1] * x.shape[2]
+    c = x - x.mean(axis=(1, 2), keepdims=True)
+    r = 1 / np.sqrt((c * c).sum(axis=(1, 2), keepdims=True) / (n - ddof) + eps)
+    return n, c * r, r
+
+
+def _closed_form(x, gamma, g, eps, *, ddof=0, inv_n=True, s2_sign=-1, dgamma_xhat=True, zero_dx=False):
+    n, xh, r = _stats(x, eps, ddof)
+    s1 = g.sum(axis=(1, 2), keepdims=True)
+    s2 = (g * xh).sum(axis=(1, 2), keepdims=True)
+    coef = gamma[:, None, None] * r / (n if inv_n else 1)
+    dx = coef * (n * g - s1 + s2_sign * xh * s2)
+    if zero_dx:
+        dx = np.zeros_like(x)
+    dgamma = s2[:, 0, 0] if dgamma_xhat else s1[:, 0, 0]
+    return dx.astype(x.dtype), dgamma.astype(x.dtype), s1[:, 0, 0].astype(x.dtype)
+
+
+WRONG_BACKWARDS = {
+    "missing_1_over_N": (dict(inv_n=False), "dx"),
+    "unbiased_N_minus_1_variance": (dict(ddof=1), "dx"),
+    "sign_error_in_xhat_term": (dict(s2_sign=+1), "dx"),
+    "dgamma_without_xhat": (dict(dgamma_xhat=False), "dgamma"),
+    "dx_zero_all_ones_trap": (dict(zero_dx=True), "dx"),
+}
+
+
+def make_wrong_backward(kwargs):
+    def backward(x, gamma, beta, grad_out, eps, xp=np):
+        return _closed_form(x, gamma, grad_out, eps, **kwargs)
+    return backward
+
+
+def correct_closed_form_backward(x, gamma, beta, grad_out, eps, xp=np):
+    return _closed_form(x, gamma, grad_out, eps)
+
+
+# -------------------------------------------------------------------------------- passing cases
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ours_passes_on_every_family(dtype):
+    res = crosscheck(numeric.forward, numeric.backward, dtype=dtype, points=20, seed=0)
+    assert res.ok, res.summary()
+    assert set(res.families) == set(FAMILIES)
+    for fam in res.families.values():
+        assert fam.ok and fam.points == 5
+        assert set(fam.max_ratio) == {"y", "dx", "dgamma", "dbeta"}
+    for name in ("y", "dx", "dgamma", "dbeta"):
+        out = res.outputs[name]
+        assert out.ok and 0 < out.max_ratio <= 1
+        assert out.max_abs > 0          # the float implementation is not bit-exact: errors are measured
+        assert out.returned_dtypes == [dtype]
+    # real errors are far below the worst-case bound (it is not tuned to just pass)
+    assert max(o.max_ratio for o in res.outputs.values()) < 0.25
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ours_passes_at_other_shapes_and_seeds(dtype):
+    for shape, seed in (((1, 1, 1), 1), ((3, 1, 5), 2), ((2, 6, 3), 3)):
+        res = crosscheck(numeric.forward, numeric.backward, shape=shape, dtype=dtype, points=8,
+                         seed=seed)
+        assert res.ok, res.summary()
+
+
+def test_eps_variants_pass_including_zero_and_negative_eps():
+    for eps in (1e-3, 0.0, -1e-7):
+        res = crosscheck(numeric.forward, numeric.backward, eps=eps, points=8, dtype="float64")
+        assert res.ok, res.summary()
+
+
+def test_numpy_dtype_objects_are_accepted():
+    assert crosscheck(numeric.forward, dtype=np.float32, points=2).dtype == "float32"
+    assert crosscheck(numeric.forward, dtype=np.dtype("float64"), points=2).dtype == "float64"
+
+
+# ------------------------------------------------------------------------------- failing cases
+
+def test_naive_variance_float32_forward_fails_at_large_mean():
+    res = crosscheck(naive_var_forward, dtype="float32", points=20)
+    assert not res.ok
+    assert not res.outputs["y"].ok
+    assert not res.families["large_mean"].ok
+    assert res.families["large_mean"].max_ratio["y"] > 100      # catastrophically, not marginally
+    assert res.families["normal"].ok                            # fine where nothing cancels
+    assert res.outputs["y"].worst["family"] == "large_mean"
+
+
+def test_naive_variance_unclamped_never_passes_silently():
+    try:
+        res = crosscheck(naive_var_forward_unclamped, dtype="float32", points=20)
+    except ImplementationError as exc:
+        assert "non-finite" in str(exc)
+    else:
+        assert not res.ok
+
+
+def test_unbiased_variance_forward_fails():
+    for dtype in DTYPES:
+        res = crosscheck(unbiased_var_forward, dtype=dtype, points=8)
+        assert not res.ok and not res.outputs["y"].ok
+        assert res.families["normal"].max_ratio["y"] > 10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(WRONG_BACKWARDS))
+def test_wrong_backwards_fail(dtype, name):
+    kwargs, bad_output = WRONG_BACKWARDS[name]
+    res = crosscheck(backward=make_wrong_backward(kwargs), dtype=dtype, points=8)
+    assert not res.ok
+    assert not res.outputs[bad_output].ok
+    assert res.families["normal"].max_ratio[bad_output] > 10
+    assert res.outputs["dbeta"].ok          # the untouched output still passes
+    assert "FAIL" in res.summary()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_same_closed_form_done_right_passes(dtype):
+    """Control for test_wrong_backwards_fail: the only difference there is the injected bug."""
+    res = crosscheck(backward=correct_closed_form_backward, dtype=dtype, points=8)
+    assert res.ok, res.summary()
+
+
+def test_small_relative_error_fails_in_float64_but_float32_noise_passes():
+    def off_by_1e_8(x, gamma, beta, eps, xp=np):
+        return numeric.forward(x, gamma, beta, eps) * (1 + 1e-8)
+    assert not crosscheck(off_by_1e_8, dtype="float64", points=4).ok
+    # an error of ~1 ulp of float32 is inside the float32 bound
+    def one_ulp(x, gamma, beta, eps, xp=np):
+        y = numeric.forward(x, gamma, beta, eps)
+        return np.nextafter(y, np.float32(np.inf))
+    assert crosscheck(one_ulp, dtype="float32", points=4).ok
+
+
+# ---------------------------------------------------------------------------------- figures
+
+def test_ulp_and_relative_figures_are_measured_correctly():
+    """A forward returning the correctly rounded reference has error ≤ 0.5 ulp; one ulp up is 0.5..1.5."""
+    def exact(x, gamma, beta, eps, xp=np):
+        return reference(x, gamma, beta, eps, dps=60)["y"].astype(x.dtype)
+
+    def exact_plus_ulp(x, gamma, beta, eps, xp=np):
+        y = exact(x, gamma, beta, eps)
+        return np.nextafter(y, np.array(np.inf, dtype=y.dtype))
+
+    for dtype in DTYPES:
+        r0 = crosscheck(exact, dtype=dtype, points=8)
+        assert r0.ok and r0.outputs["y"].max_ulp <= 0.5 + 1e-9
+        r1 = crosscheck(exact_plus_ulp, dtype=dtype, points=8)
+        assert 0.5 < r1.outputs["y"].max_ulp <= 1.5
+        assert 0 < r1.outputs["y"].max_rel <= 1.5 * float(np.finfo(dtype).eps)
+        assert r1.outputs["y"].max_abs > r0.outputs["y"].max_abs
+
+
+def test_reference_uses_exactly_the_rounded_inputs():
+    """A float32 check of a function computing in float64 on the float32 inputs it received has
+    only float64-sized errors; this holds only if the reference sees the same rounded inputs."""
+    def in_float64(x, gamma, beta, eps, xp=np):
+        assert x.dtype == np.float32 and gamma.dtype == np.float32
+        assert eps == float(np.float32(1e-5))
+        return numeric.forward(x.astype(np.float64), gamma.astype(np.float64),
+                               beta.astype(np.float64), eps)
+    user = [{"x": np.full((2, 3, 3), 0.1) + np.arange(18).reshape(2, 3, 3) / 7,
+             "gamma": [0.3, -1.7], "beta": [0.1, 0.2]}]
+    res = crosscheck(in_float64, dtype="float32", points=4, inputs=user)
+    assert res.ok
+    assert res.outputs["y"].max_ratio < 1e-6
+    assert res.outputs["y"].returned_dtypes == ["float64"]
+
+
+def test_forward_only_and_backward_only():
+    f = crosscheck(forward=numeric.forward, points=3)
+    assert set(f.outputs) == {"y"} and f.checked == ("forward",)
+    b = crosscheck(backward=numeric.backward, points=3)
+    assert set(b.outputs) == {"dx", "dgamma", "dbeta"} and b.checked == ("backward",)
+
+
+def test_cotangents_are_generic_and_points_deterministic():
+    seen = []
+
+    def spy(x, gamma, beta, grad_out, eps, xp=np):
+        seen.append((x.copy(), gamma.copy(), grad_out.copy()))
+        return numeric.backward(x, gamma, beta, grad_out, eps)
+
+    crosscheck(backward=spy, points=8, seed=7)
+    first = list(seen)
+    for x, gamma, g in first:
+        assert not np.allclose(g, g.flat[0])                       # never constant / all ones
+        assert np.all(g.reshape(g.shape[0], -1).std(axis=1) > 0.1)
+    assert sum(np.any(gm < 0) for _, gm, _ in first) >= 4           # negative γ occur
+    seen.clear()
+    crosscheck(backward=spy, points=8, seed=7)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2]) for a, b in zip(first, seen))
+    seen.clear()
+    crosscheck(backward=spy, points=8, seed=8)
+    assert not np.array_equal(first[0][0], seen[0][0])
+
+
+def test_families_have_their_advertised_character():
+    seen = []
+
+    def spy(x, gamma, beta, eps, xp=np):
+        seen.append(x.astype(np.float64))
+        return numeric.forward(x, gamma, beta, eps)
+
+    res = crosscheck(spy, points=8, shape=(3, 4, 4), dtype="float64")
+    fams = [FAMILIES[i % 4] for i in range(8)]
+    for fam, x in zip(fams, seen):
+        m = x.reshape(3, -1).mean(axis=1)
+        v = x.reshape(3, -1).var(axis=1)
+        if fam == "large_mean":
+            assert np.all(np.abs(m) > 9e3) and np.all(v < 10)
+        if fam == "small_variance":
+            assert np.all(v < 1e-3) and np.all(v > 1e-7)
+        if fam == "mixed_scales":
+            sd = np.sqrt(v)
+            assert sd.max() / sd.min() > 1e4
+    assert [f for f in res.families] == list(FAMILIES)
+
+
+def test_user_inputs_are_checked_and_grad_out_used():
+    seen = []
+
+    def spy(x, gamma, beta, grad_out, eps, xp=np):
+        seen.append(grad_out.copy())
+        return numeric.backward(x, gamma, beta, grad_out, eps)
+
+    g = np.arange(12.0).reshape(1, 3, 4) - 5
+    user = [{"x": np.linspace(-1, 2, 12).reshape(1, 3, 4), "gamma": [2.0], "beta": [0.5],
+             "grad_out": g}]
+    res = crosscheck(backward=spy, points=2, inputs=user)
+    assert res.ok and res.user_points == 1 and res.families["user"].points == 1
+    assert np.array_equal(seen[-1], g)
+    # a wrong rule that is right on the generated points only is still caught on a user point
+    def wrong_on_user(x, gamma, beta, grad_out, eps, xp=np):
+        dx, dg, db = numeric.backward(x, gamma, beta, grad_out, eps)
+        return (dx * 1.01 if x.shape == (1, 3, 4) else dx), dg, db
+    res = crosscheck(backward=wrong_on_user, points=2, inputs=user)
+    assert not res.ok and res.families["user"].ok is False and res.families["normal"].ok
+
+
+def test_to_dict_is_json_and_complete():
+    res = crosscheck(numeric.forward, numeric.backward, dtype="float32", points=4, seed=3, dps=30)
+    d = res.to_dict()
+    s = json.dumps(d, allow_nan=False)
+    back = json.loads(s)
+    for key, val in (("dtype", "float32"), ("dps", 30), ("seed", 3), ("points", 4),
+                     ("shape", [2, 4, 4]), ("eps", 1e-5), ("ok", True)):
+        assert back[key] == val
+    assert back["eps_used"] == float(np.float32(1e-5))
+    assert set(back["outputs"]) == {"y", "dx", "dgamma", "dbeta"}
+    assert {"max_abs", "max_rel", "max_ulp", "bound", "ok", "worst"} <= set(back["outputs"]["dx"])
+    assert back["outputs"]["dx"]["worst"]["family"] in FAMILIES
+    assert len(back["reference_check"]) == 4
+
+
+def test_to_dict_with_infinite_relative_error_is_still_strict_json():
+    def ones_y(x, gamma, beta, eps, xp=np):
+        return np.ones_like(x)
+    # constant channel and β = 0: the exact y is 0, so the relative error of 1 is infinite
+    user = [{"x": np.full((1, 1, 2), 3.0), "gamma": [1.0], "beta": [0.0]}]
+    res = crosscheck(ones_y, points=1, inputs=user)
+    assert not res.ok
+    assert res.outputs["y"].max_rel == float("inf")
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert d["outputs"]["y"]["max_rel"] == "inf"
+
+
+def test_summary_table():
+    res = crosscheck(numeric.forward, numeric.backward, points=4)
+    text = str(res)
+    for word in ("y", "dx", "dgamma", "dbeta", "max_abs", "max_ulp", "err/bound",
+                 "large_mean", "reference self-check", "RESULT: PASS"):
+        assert word in text
+    bad = crosscheck(backward=make_wrong_backward(dict(inv_n=False)), points=4)
+    assert "RESULT: FAIL" in bad.summary()
+
+
+# --------------------------------------------------------------------------- reference checks
+
+def test_reference_self_check_figures_are_tiny():
+    res = crosscheck(numeric.forward, numeric.backward, points=4, dps=50)
+    assert [rc["family"] for rc in res.reference_check] == list(FAMILIES)
+    for rc in res.reference_check:
+        assert rc["fd_vs_vjp"] < 1e-40 and rc["jvp_vs_vjp"] < 1e-40
+        assert abs(rc["vjp_dot"]) > 1e-3      # a non-degenerate direction
+
+
+def test_broken_reference_backward_raises_internal_error(monkeypatch):
+    orig = cc_mod._ref_backward
+
+    def broken(fw, gam, gs):
+        out = orig(fw, gam, gs)
+        out["dx"][0][0] = out["dx"][0][0] * (1 + mp_tiny())
+        return out
+
+    def mp_tiny():
+        return cc_mod.mp.mpf(10) ** -20
+
+    monkeypatch.setattr(cc_mod, "_ref_backward", broken)
+    with pytest.raises(ReferenceCheckError, match="self-check"):
+        crosscheck(numeric.forward, numeric.backward, points=1)
+
+
+def test_global_mp_precision_is_untouched():
+    before = cc_mod.mp.dps
+    crosscheck(numeric.forward, numeric.backward, points=2, dps=80)
+    assert cc_mod.mp.dps == before
+
+
+# -------------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(forward=None, backward=None), "both are None"),
+    (dict(dps=19), "dps"),
+    (dict(dps=50.0), "dps"),
+    (dict(dtype="float16"), "dtype"),
+    (dict(dtype=np.int32), "dtype"),
+    (dict(dtype="f8x"), "dtype"),
+    (dict(shape=(2, 4)), "shape"),
+    (dict(shape=(2, 0, 4)), "shape"),
+    (dict(shape=(2, 4, 4.0)), "shape"),
+    (dict(shape=(2, -1, 4)), "shape"),
+    (dict(points=0), "points"),
+    (dict(points=2.5), "points"),
+    (dict(eps=float("nan")), "eps"),
+    (dict(eps=float("inf")), "eps"),
+    (dict(eps="1e-5"), "eps"),
+    (dict(seed=-1), "seed"),
+    (dict(families=("normal", "bogus")), "families"),
+    (dict(forward=42), "forward must be callable"),
+])
+def test_bad_arguments(kwargs, match):
+    args = dict(forward=numeric.forward, points=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        crosscheck(**args)
+
+
+def _user(**over):
+    item = {"x": np.ones((2, 2, 2)) * np.arange(8).reshape(2, 2, 2), "gamma": [1.0, 2.0],
+            "beta": [0.0, 0.5]}
+    item.update(over)
+    return [item]
+
+
+@pytest.mark.parametrize("inputs, match", [
+    (_user(x=np.full((2, 2, 2), np.nan)), r"inputs\[0\]\['x'\] contains NaN or inf"),
+    (_user(gamma=[1.0, np.inf]), r"inputs\[0\]\['gamma'\] contains NaN or inf"),
+    (_user(beta=[np.nan, 0.0]), r"inputs\[0\]\['beta'\] contains NaN or inf"),
+    (_user(grad_out=np.full((2, 2, 2), np.inf)), r"inputs\[0\]\['grad_out'\] contains NaN"),
+    (_user(grad_out=np.ones((2, 2, 3))), r"grad_out'\] must have shape"),
+    (_user(gamma=[1.0]), r"gamma'\] must have shape"),
+    (_user(x=np.ones((2, 4))), r"x'\] must be 3-dimensional"),
+    (_user(x=np.full((2, 2, 2), 1e300)), "overflows float32"),
+    ([{"x": np.ones((1, 2, 2)), "gamma": [1.0]}], "missing key"),
+    ([{"x": np.ones((1, 2, 2)), "gamma": [1.0], "beta": [0.0], "gamm": 1}], "unknown key"),
+    ({"x": np.ones((1, 2, 2))}, "list of dicts"),
+    ([np.ones((1, 2, 2))], r"inputs\[0\] must be a dict"),
+])
+def test_bad_user_inputs(inputs, match):
+    with pytest.raises(ValueError, match=match):
+        crosscheck(numeric.forward, numeric.backward, dtype="float32", points=1, inputs=inputs)
+
+
+def test_point_outside_domain_is_rejected():
+    user = [{"x": np.ones((1, 2, 2)), "gamma": [1.0], "beta": [0.0]}]   # var = 0
+    with pytest.raises(ValueError, match=r"var \+ eps > 0"):
+        crosscheck(numeric.forward, points=1, eps=0.0, inputs=user, families=("normal",))
+
+
+# ------------------------------------------------------------------------ broken implementations
+
+def _fw_raises(x, gamma, beta, eps, xp=np):
+    raise RuntimeError("boom")
+
+
+def _fw_wrong_shape(x, gamma, beta, eps, xp=np):
+    return numeric.forward(x, gamma, beta, eps).reshape(x.shape[0], -1)
+
+
+def _fw_nan(x, gamma, beta, eps, xp=np):
+    y = numeric.forward(x, gamma, beta, eps)
+    y[0, 0, 0] = np.nan
+    return y
+
+
+def _fw_complex(x, gamma, beta, eps, xp=np):
+    return numeric.forward(x, gamma, beta, eps).astype(np.complex128)
+
+
+def _fw_mutates(x, gamma, beta, eps, xp=np):
+    y = numeric.forward(x, gamma, beta, eps)
+    x -= 1.0
+    return y
+
+
+def _fw_no_xp(x, gamma, beta, eps):
+    return numeric.forward(x, gamma, beta, eps)
+
+
+def _bw_two(x, gamma, beta, grad_out, eps, xp=np):
+    return numeric.backward(x, gamma, beta, grad_out, eps)[:2]
+
+
+def _bw_single_array(x, gamma, beta, grad_out, eps, xp=np):
+    return numeric.backward(x, gamma, beta, grad_out, eps)[0]
+
+
+def _bw_bad_dgamma(x, gamma, beta, grad_out, eps, xp=np):
+    dx, dg, db = numeric.backward(x, gamma, beta, grad_out, eps)
+    return dx, dg[:, None], db
+
+
+def _bw_inf(x, gamma, beta, grad_out, eps, xp=np):
+    dx, dg, db = numeric.backward(x, gamma, beta, grad_out, eps)
+    return dx, dg, db * np.inf
+
+
+def _bw_none(x, gamma, beta, grad_out, eps, xp=np):
+    return None
+
+
+@pytest.mark.parametrize("fn, role, match", [
+    (_fw_raises, "forward", "_fw_raises.*raised RuntimeError: boom"),
+    (_fw_wrong_shape, "forward", "_fw_wrong_shape.*has shape \\(2, 16\\), expected \\(2, 4, 4\\)"),
+    (_fw_nan, "forward", "_fw_nan.*non-finite"),
+    (_fw_complex, "forward", "_fw_complex.*non-real dtype"),
+    (_fw_mutates, "forward", "_fw_mutates.*modified its input arrays in place"),
+    (_fw_no_xp, "forward", "_fw_no_xp.*raised TypeError"),
+    (_bw_two, "backward", "_bw_two.*must return 3 arrays.*got 2"),
+    (_bw_single_array, "backward", "_bw_single_array.*must return a tuple"),
+    (_bw_bad_dgamma, "backward", "_bw_bad_dgamma.*dgamma has shape \\(2, 1\\), expected \\(2,\\)"),
+    (_bw_inf, "backward", "_bw_inf.*dbeta contains .*non-finite"),
+    (_bw_none, "backward", "_bw_none.*must return a tuple"),
+])
+def test_broken_implementations_raise_implementation_error(fn, role, match):
+    with pytest.raises(ImplementationError, match=match) as info:
+        crosscheck(**{role: fn}, points=2)
+    assert role in str(info.value) and "point 0" in str(info.value)
+    assert isinstance(info.value, ValueError)
