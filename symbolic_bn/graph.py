@@ -1,0 +1,188 @@
+"""SSA graphs of nodes: evaluate, JVP and TorchLean's ``Graph.backpropVec``.
+
+A graph has named input slots and a snoc chain of nodes; each node may read any earlier slot.
+
+* ``evaluate`` returns **every** slot: the inputs followed by each intermediate
+  (``Graph.evalVec``, reference §1.3).
+* ``jvp`` pushes an input tangent through all slots (``Graph.jvpVec``).
+* ``backprop`` takes a seed for every slot (missing slots are zero), visits the nodes last to
+  first, adds each node's VJP of the *current* cotangent of its slot into the earlier slots, and
+  returns the input cotangents.  Input seeds are included (the identity part of
+  ``x ↦ (x, intermediates)``), and a fan-out slot receives the sum of all downstream contributions.
+
+All of it runs on any scalar algebra (:mod:`symbolic_bn.algebra`); by default on exact SymPy
+numbers and expressions, converted from user arrays without ``eval``/``sympify``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterable
+
+import numpy as np
+import sympy
+
+from .algebra import EXACT
+from .decide import to_exact
+from .nodes import Node
+
+
+def _object_array(value, shape, *, what: str):
+    """Convert nested lists / arrays of numbers or SymPy expressions to an exact object array."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        if not np.issubdtype(value.dtype, np.number):
+            raise TypeError(f"{what}: expected numbers, got an array of dtype {value.dtype}")
+        arr = value
+    else:
+        try:
+            arr = np.array(value, dtype=object)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"{what}: not a rectangular array ({exc})") from None
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{what}: expected shape {tuple(shape)}, got {arr.shape}")
+    out = np.empty(arr.shape, dtype=object)
+    for idx in np.ndindex(arr.shape):
+        v = arr[idx]
+        if isinstance(v, sympy.Basic):
+            if v.has(sympy.nan, sympy.oo, -sympy.oo, sympy.zoo):
+                raise ValueError(f"{what}: entry {idx} is not finite ({v})")
+            if v.atoms(sympy.Float):
+                raise ValueError(f"{what}: entry {idx} contains an inexact Float ({v}); "
+                                 f"use Rational or a Python float")
+            out[idx] = v
+        else:
+            try:
+                out[idx] = to_exact(v, name=f"{what}{list(idx)}")
+            except TypeError as exc:
+                raise TypeError(f"{what}: entry {idx}: {exc}") from None
+    return out
+
+
+def zeros(shape, zero):
+    out = np.empty(shape, dtype=object)
+    out.fill(zero)
+    return out
+
+
+class Graph:
+    """Inputs plus a snoc chain of nodes."""
+
+    def __init__(self, inputs: dict, nodes: Iterable[Node], name: str = "graph"):
+        self.name = name
+        self.input_shapes = {k: tuple(v) for k, v in inputs.items()}
+        self.nodes: list[Node] = list(nodes)
+        seen = dict(self.input_shapes)
+        for node in self.nodes:
+            for i in node.inputs:
+                if i not in seen:
+                    raise ValueError(f"node {node.name!r} reads {i!r}, which is not an earlier slot")
+            if node.name in seen:
+                raise ValueError(f"slot {node.name!r} is written twice")
+            seen[node.name] = tuple(node.shape)
+        self.shapes = seen
+
+    # -- structure
+    @property
+    def stages(self) -> list[Node]:
+        return self.nodes
+
+    @property
+    def slots(self) -> list[str]:
+        return list(self.shapes)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.input_shapes)
+
+    def context_size(self, upto: int | None = None) -> int:
+        """ctxSize of the inputs plus the first ``upto`` intermediates (all when None)."""
+        names = self.input_names + [n.name for n in self.nodes[:upto]]
+        return sum(int(np.prod(self.shapes[s], dtype=int)) for s in names)
+
+    def replace(self, name: str, node: Node) -> "Graph":
+        """A copy with the node writing ``name`` replaced (e.g. by a deliberately wrong one)."""
+        if name not in [n.name for n in self.nodes]:
+            raise KeyError(f"no node writes slot {name!r}")
+        new = copy.copy(self)
+        Graph.__init__(new, self.input_shapes,
+                       [node if n.name == name else n for n in self.nodes], self.name)
+        return new
+
+    # -- conversions
+    def _inputs(self, inputs, algebra):
+        if not isinstance(inputs, dict):
+            raise TypeError(f"inputs must be a dict with keys {self.input_names}")
+        missing = [k for k in self.input_names if k not in inputs]
+        extra = [k for k in inputs if k not in self.input_shapes]
+        if missing or extra:
+            raise ValueError(f"inputs: expected keys {self.input_names}; "
+                             f"missing {missing}, unexpected {extra}")
+        if algebra is EXACT:
+            return {k: _object_array(inputs[k], self.input_shapes[k], what=f"inputs[{k!r}]")
+                    for k in self.input_names}
+        out = {}
+        for k in self.input_names:
+            arr = inputs[k]
+            if not isinstance(arr, np.ndarray) or arr.shape != self.input_shapes[k]:
+                raise ValueError(f"inputs[{k!r}]: expected an array of shape {self.input_shapes[k]}")
+            out[k] = arr
+        return out
+
+    def _check(self, node, value):
+        if not isinstance(value, np.ndarray) or value.shape != tuple(node.shape):
+            got = getattr(value, "shape", type(value).__name__)
+            raise ValueError(f"node {node.name!r} ({node.kind}) produced shape {got}, "
+                             f"expected {tuple(node.shape)}")
+        return value
+
+    # -- semantics
+    def evaluate(self, inputs, algebra=EXACT) -> dict:
+        """Every slot's value: inputs, then each intermediate in order."""
+        values = dict(self._inputs(inputs, algebra))
+        for node in self.nodes:
+            values[node.name] = self._check(node, node.forward(algebra, *[values[i] for i in node.inputs]))
+        return values
+
+    def jvp(self, inputs, tangents, algebra=EXACT, values=None) -> dict:
+        """Tangents of every slot for an input tangent (missing input tangents are zero)."""
+        values = values if values is not None else self.evaluate(inputs, algebra)
+        tan = {}
+        for k in self.input_names:
+            if k in tangents:
+                tan[k] = (_object_array(tangents[k], self.input_shapes[k], what=f"tangents[{k!r}]")
+                          if algebra is EXACT else tangents[k])
+            else:
+                tan[k] = zeros(self.input_shapes[k], algebra.zero)
+        unknown = [k for k in tangents if k not in self.input_shapes]
+        if unknown:
+            raise ValueError(f"tangents: unknown input slots {unknown}; inputs are {self.input_names}")
+        for node in self.nodes:
+            tan[node.name] = self._check(node, node.jvp(algebra, [values[i] for i in node.inputs],
+                                                        [tan[i] for i in node.inputs]))
+        return tan
+
+    def backprop(self, inputs, seed, algebra=EXACT, values=None) -> dict:
+        """TorchLean's ``Graph.backpropVec``: input cotangents for a seed on any slots."""
+        values = values if values is not None else self.evaluate(inputs, algebra)
+        if not isinstance(seed, dict):
+            raise TypeError("seed must be a dict from slot names to arrays")
+        unknown = [k for k in seed if k not in self.shapes]
+        if unknown:
+            raise ValueError(f"seed: unknown slots {unknown}; slots are {self.slots}")
+        cot = {}
+        for k, shape in self.shapes.items():
+            if k in seed:
+                cot[k] = (_object_array(seed[k], shape, what=f"seed[{k!r}]")
+                          if algebra is EXACT else seed[k])
+            else:
+                cot[k] = zeros(shape, algebra.zero)
+        for node in reversed(self.nodes):
+            args = [values[i] for i in node.inputs]
+            for slot, contribution in node.vjp(algebra, args, cot[node.name]):
+                if slot not in cot or slot == node.name or self.slots.index(slot) >= self.slots.index(node.name):
+                    raise ValueError(f"node {node.name!r} sends a cotangent to {slot!r}, "
+                                     f"which is not an earlier slot")
+                if getattr(contribution, "shape", None) != self.shapes[slot]:
+                    raise ValueError(f"node {node.name!r}: VJP contribution to {slot!r} has shape "
+                                     f"{getattr(contribution, 'shape', None)}, expected {self.shapes[slot]}")
+                cot[slot] = cot[slot] + contribution
+        return {k: cot[k] for k in self.input_names}

@@ -1,0 +1,956 @@
+"""The proof obligations of a graph, decided exactly, collected in a Certificate.
+
+Order follows ``BatchNormChannelFirst.lean``: the 16 stages (each node's local laws), then the
+end-to-end theorem ``backprop_eq_adjoint_fderiv_batchNorm_channel_first_at``, then what the Lean
+repository does not prove (the link to the closed-form spec backward/JVP/forward), then the domain.
+
+Per stage, on a fully symbolic context (every entry of every earlier slot an independent real
+symbol, tangent ``dX`` and cotangent ``δ`` likewise):
+
+* ``adjoint``     -- ``⟨jvp(X, dX), δ⟩ = ⟨dX, vjp(X, δ)⟩`` for all X (Lean's ``Node.correct``),
+  unconditionally: the totalized derivative ``f'(z)`` is kept as an opaque value, so the identity
+  holds whatever that value is -- in particular for Lean's ``0`` at ``z ≤ 0``;
+* ``derivative``  -- ``jvp(X, dX) = J(X)·dX`` where ``J`` is SymPy's Jacobian of the node's forward
+  with respect to the whole context (sparse: ``∂f/∂s = 0`` for every symbol ``s`` not in ``f``),
+  under the node's side condition (``z > 0`` for sqrtClamp, ``z ≠ 0`` for inv);
+* ``transpose``   -- ``J(X)ᵀ δ = vjp(X, δ)`` (the design card's form), under the same condition.
+
+End to end, in the atom algebra (:mod:`symbolic_bn.algebra`): ``backprop(x, s) = J_E(x)ᵀ s`` for a
+fully symbolic seed ``s`` on all ``12CN + 7C`` slots, where ``J_E`` is derived by the chain rule
+from each slot's forward value (never from the VJP rules), under ``var_c + ε > 0``.
+Identities are decided per seed coefficient; the inputs are written in *centered coordinates*
+``x_{c,p} = m_c + u_{c,p}`` (``u_{c,N-1} = −Σ_{p<N-1} u_{c,p}``), an invertible linear change of
+variables, so a polynomial identity in the coordinates is one in ``x``.
+"""
+from __future__ import annotations
+
+import random
+import time
+from fractions import Fraction
+
+import numpy as np
+import sympy
+
+from .algebra import EXACT, AtomAlgebra, LinearForm, default_backend, is_zero
+from .batchnorm import BatchNormGraph
+from .certificate import Certificate, Obligation
+from .decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
+
+DEFAULT_BUDGET = 120.0
+
+# TorchLean names of the per-stage derivative certificates (reference §2.4).
+STAGE_CERTIFICATE = {
+    "xMat": "reshapeFderiv.at", "mean": "rowMeanFderiv.at", "mean_b": "broadcastRowFderiv.at",
+    "centered": "subFderiv.at", "centered_sq": "mulFderiv.at", "var": "rowMeanFderiv.at",
+    "var_eps": "elemwiseFderiv (z + ε) .at", "std": "sqrtClampFderivAt (hVarEpsPos)",
+    "inv_std": "invFderivAt (hStdNe0)", "inv_std_b": "broadcastRowFderiv.at",
+    "normalized": "mulFderiv.at", "gamma_b": "broadcastRowFderiv.at", "scaled": "mulFderiv.at",
+    "beta_b": "broadcastRowFderiv.at", "yMat": "addFderiv.at", "yChw": "reshapeFderiv.at",
+}
+
+DOMAIN = "var_c + ε > 0 for every channel c"
+STD_NONZERO = "std_c ≠ 0 for every channel c (implied by the first; see domain.std_nonzero)"
+
+
+def _fmt(x):
+    return str(x)
+
+
+def _sym_array(prefix, shape, **assumptions):
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        out[idx] = sympy.Symbol(f"{prefix}[{','.join(map(str, idx))}]", real=True, **assumptions)
+    return out
+
+
+def _dot(a, b):
+    return sympy.Add(*[a[i] * b[i] for i in np.ndindex(a.shape)])
+
+
+class _Timer:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return time.perf_counter() - self.start
+
+
+def _obligation(name, statement, status, method, *, assumptions=(), lean_name=None, seconds=0.0,
+                counterexample=None, group="", stage=None, detail=None):
+    return Obligation(name=name, statement=statement, status=status, method=method,
+                      assumptions=list(assumptions), lean_name=lean_name, seconds=seconds,
+                      counterexample=counterexample, group=group, stage=stage, detail=detail)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-stage obligations
+
+
+def _stage_context(graph, node, condition):
+    """Symbols for every slot before ``node``; the side-condition input gets its assumption."""
+    ctx = {}
+    k = graph.nodes.index(node)
+    slots = graph.input_names + [n.name for n in graph.nodes[:k]]
+    cond_slot = node.inputs[node.condition_input] if (condition and node.condition_input is not None) else None
+    for s in slots:
+        extra = {}
+        if s == cond_slot:
+            extra = {"positive": True} if node.kind == "sqrtClamp" else {"nonzero": True}
+        ctx[s] = _sym_array(s, graph.shapes[s], **extra)
+    return ctx, slots
+
+
+def _rational_point(symbols, rng, positive=()):
+    """Random small rationals for the given symbols (positive ones for those in ``positive``)."""
+    point = {}
+    for s in symbols:
+        num = rng.randint(-9, 9)
+        den = rng.randint(1, 4)
+        if s in positive or s.is_positive:
+            num = abs(num) + 1
+        elif s.is_nonzero and num == 0:
+            num = 1
+        point[s] = sympy.Rational(num, den)
+    return point
+
+
+def _counterexample_for(pairs, symbols, rng, tries=20):
+    """Find an exact rational point where some (label, lhs, rhs) pair differs; confirm exactly."""
+    for _ in range(tries):
+        point = _rational_point(symbols, rng)
+        for label, lhs, rhs in pairs:
+            lv = lhs.xreplace(point) if isinstance(lhs, sympy.Basic) else lhs
+            rv = rhs.xreplace(point) if isinstance(rhs, sympy.Basic) else rhs
+            try:
+                if differ_exactly(lv, rv):
+                    return {"at": label,
+                            "point": {str(k): str(v) for k, v in point.items()
+                                      if k in (getattr(lhs, "free_symbols", set())
+                                               | getattr(rhs, "free_symbols", set()))},
+                            "lhs": str(lv), "rhs": str(rv),
+                            "lhs_approx": float(sympy.N(lv, 17)), "rhs_approx": float(sympy.N(rv, 17))}
+            except (TypeError, ZeroDivisionError):
+                continue
+    return None
+
+
+def _decide_pairs(pairs, budget):
+    """Decide all identities lhs = rhs at once: Σ_j t_j (lhs_j − rhs_j) = 0 with fresh t_j is
+    zero iff every difference is (coefficients of independent symbols)."""
+    ts = []
+    terms = []
+    for j, (label, lhs, rhs) in enumerate(pairs):
+        diff = lhs - rhs
+        if diff == 0:
+            continue
+        t = sympy.Dummy(f"t{j}")
+        ts.append(t)
+        terms.append(t * diff)
+    if not terms:
+        return "proved", "identical after SymPy's automatic term collection (exact)", None
+    dec = decide_zero(sympy.Add(*terms), budget=budget)
+    if dec.status == "timeout":
+        return "undecided", dec.method, None
+    if dec.proved:
+        return "proved", dec.method, dec
+    return "remainder", dec.method, dec
+
+
+def _stage_obligations(graph, node, budget, rng):
+    out = []
+    lean = node.lean_name
+    k = graph.nodes.index(node)
+    cond = node.side_condition
+    cond_text = ([f"{node.inputs[node.condition_input]}_i {cond[1:]} for every i (side condition of {node.kind})"]
+                 if cond else [])
+
+    # -- adjointness, unconditional
+    timer = _Timer()
+    ctx, slots = _stage_context(graph, node, condition=False)
+    args = [ctx[i] for i in node.inputs]
+    d = {s: _sym_array("d" + s, graph.shapes[s]) for s in slots}
+    delta = _sym_array("δ" + node.name, graph.shapes[node.name])
+    status, method, cex, detail = "undecided", "", None, None
+    try:
+        with time_budget(budget):
+            jv = node.jvp(EXACT, args, [d[i] for i in node.inputs])
+            lhs = _dot(jv, delta)
+            contrib = {}
+            for slot, c in node.vjp(EXACT, args, delta):
+                contrib[slot] = contrib[slot] + c if slot in contrib else c
+            rhs = sympy.Add(*[_dot(d[s], c) for s, c in contrib.items()])
+            status, method, dec = _decide_pairs([("⟨jvp, δ⟩ vs ⟨dX, vjp⟩", lhs, rhs)], budget)
+            if status == "remainder":
+                syms = sorted(lhs.free_symbols | rhs.free_symbols, key=str)
+                cex = _counterexample_for([("⟨jvp, δ⟩ vs ⟨dX, vjp⟩", lhs, rhs)], syms, rng)
+                status = "failed" if cex else "undecided"
+                detail = None if cex else "nonzero remainder but no counterexample found"
+            elif status == "proved" and dec is not None and dec.opaque:
+                method += "; totalized derivative values kept opaque (identity holds for any value)"
+    except BudgetExceeded:
+        status, method = "undecided", "time budget exceeded"
+    except (TypeError, ValueError) as exc:
+        status, method, detail = "undecided", "could not be evaluated", str(exc)
+    out.append(_obligation(
+        f"stage.{node.name}.adjoint",
+        f"{node.name} ({node.kind}): ⟨jvp(X, dX), δ⟩ = ⟨dX, vjp(X, δ)⟩ for all X, dX, δ "
+        f"(context: the {len(slots)} slots before stage {k + 1})",
+        status, method, lean_name=f"{lean}.correct" if lean else None, seconds=timer.seconds,
+        counterexample=cex, group="stage", stage=node.name, detail=detail,
+        assumptions=["none (totalized derivatives)"] if node.side_condition else []))
+
+    # -- derivative and transpose, under the side condition
+    timer = _Timer()
+    ctx, slots = _stage_context(graph, node, condition=True)
+    args = [ctx[i] for i in node.inputs]
+    d = {s: _sym_array("d" + s, graph.shapes[s]) for s in slots}
+    jac_status = tr_status = "undecided"
+    jac_method = tr_method = ""
+    jac_cex = tr_cex = None
+    jac_detail = tr_detail = None
+    t_jac = t_tr = 0.0
+    try:
+        with time_budget(budget):
+            fwd = node.forward(EXACT, *args)
+            jv = node.jvp(EXACT, args, [d[i] for i in node.inputs])
+            symbol_slot = {}
+            for s in slots:
+                for idx in np.ndindex(graph.shapes[s]):
+                    symbol_slot[ctx[s][idx]] = (s, idx)
+            # sparse Jacobian: J[i] = {context symbol: ∂fwd_i/∂symbol}
+            jac = {}
+            for i in np.ndindex(fwd.shape):
+                f = fwd[i]
+                jac[i] = {s: sympy.diff(f, s) for s in f.free_symbols if s in symbol_slot}
+            pairs = []
+            for i in np.ndindex(fwd.shape):
+                jd = sympy.Add(*[v * d[symbol_slot[s][0]][symbol_slot[s][1]] for s, v in jac[i].items()])
+                pairs.append((f"{node.name}[{','.join(map(str, i))}]", jv[i], jd))
+            jac_status, jac_method, dec = _decide_pairs(pairs, budget)
+            jac_method = "SymPy Jacobian of forward (sparse, w.r.t. the whole context); " + jac_method
+            if jac_status == "remainder":
+                syms = sorted(set().union(*[p[1].free_symbols | p[2].free_symbols for p in pairs]), key=str)
+                jac_cex = _counterexample_for(pairs, syms, rng)
+                jac_status = "failed" if jac_cex else "undecided"
+                jac_detail = None if jac_cex else "nonzero remainder but no counterexample found"
+            t_jac = timer.seconds
+
+            timer2 = _Timer()
+            delta = _sym_array("δ" + node.name, graph.shapes[node.name])
+            jt = {}
+            for i, row in jac.items():
+                for s, v in row.items():
+                    jt[s] = jt.get(s, 0) + v * delta[i]
+            contrib = {}
+            for slot, c in node.vjp(EXACT, args, delta):
+                contrib[slot] = contrib[slot] + c if slot in contrib else c
+            pairs = []
+            keys = set(jt)
+            for slot, c in contrib.items():
+                for idx in np.ndindex(c.shape):
+                    keys.add(ctx[slot][idx])
+            for s in sorted(keys, key=str):
+                slot, idx = symbol_slot[s]
+                v = contrib[slot][idx] if slot in contrib else sympy.Integer(0)
+                pairs.append((f"{slot}[{','.join(map(str, idx))}]", v, jt.get(s, sympy.Integer(0))))
+            tr_status, tr_method, dec = _decide_pairs(pairs, budget)
+            tr_method = "J(X)ᵀδ from the SymPy Jacobian, entry by entry over the context; " + tr_method
+            if tr_status == "remainder":
+                syms = sorted(set().union(*[p[1].free_symbols | p[2].free_symbols
+                                            for p in pairs if isinstance(p[1], sympy.Basic)]), key=str)
+                tr_cex = _counterexample_for(pairs, syms, rng)
+                tr_status = "failed" if tr_cex else "undecided"
+                tr_detail = None if tr_cex else "nonzero remainder but no counterexample found"
+            t_tr = timer2.seconds
+    except BudgetExceeded:
+        jac_method = jac_method or "time budget exceeded"
+        tr_method = tr_method or "time budget exceeded"
+    except (TypeError, ValueError) as exc:
+        jac_detail = tr_detail = str(exc)
+    out.append(_obligation(
+        f"stage.{node.name}.derivative",
+        f"{node.name} ({node.kind}): jvp(X, ·) = D forward(X), the Jacobian with respect to the "
+        f"whole context" + (f", where {cond}" if cond else ", for all X"),
+        jac_status, jac_method, assumptions=cond_text, lean_name=STAGE_CERTIFICATE.get(node.name),
+        seconds=t_jac, counterexample=jac_cex, group="stage", stage=node.name, detail=jac_detail))
+    out.append(_obligation(
+        f"stage.{node.name}.transpose",
+        f"{node.name} ({node.kind}): J(X)ᵀ δ = vjp(X, δ)" + (f", where {cond}" if cond else ", for all X"),
+        tr_status, tr_method, assumptions=cond_text, lean_name=None, seconds=t_tr,
+        counterexample=tr_cex, group="stage", stage=node.name, detail=tr_detail))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The atom algebra for a BatchNorm graph: centered coordinates per channel
+
+
+class _BNAtoms:
+    """AtomAlgebra with generators m_c, u_{c,p} (p < N−1), γ_c, β_c [, ε] and input arrays."""
+
+    def __init__(self, graph: BatchNormGraph, backend=None):
+        C, H, W, n = graph.C, graph.H, graph.W, graph.N
+        self.graph = graph
+        names, self.m, self.u, self.gamma_i, self.beta_i = [], {}, {}, {}, {}
+        for c in range(C):
+            self.m[c] = len(names)
+            names.append(f"m{c}")
+            for p in range(n - 1):
+                self.u[(c, p)] = len(names)
+                names.append(f"u{c}_{p}")
+            self.gamma_i[c] = len(names)
+            names.append(f"gamma{c}")
+            self.beta_i[c] = len(names)
+            names.append(f"beta{c}")
+        eps = graph.eps
+        self.eps_index = None
+        if isinstance(eps, sympy.Symbol):
+            self.eps_index = len(names)
+            names.append("eps")
+        alg = AtomAlgebra(names, spare=4 * C + 8, backend=backend)
+        if self.eps_index is not None:
+            alg.parameters[eps] = alg.gens[self.eps_index]
+        self.alg = alg
+        G = alg.gens
+        x = np.empty((C, H, W), dtype=object)
+        for c in range(C):
+            us = [G[self.u[(c, p)]] for p in range(n - 1)]
+            for p in range(n):
+                h, w = divmod(p, W)
+                if p < n - 1:
+                    x[c, h, w] = G[self.m[c]] + us[p]
+                else:
+                    x[c, h, w] = G[self.m[c]] - alg.sum(us) if us else G[self.m[c]]
+        self.inputs = {"x": x,
+                       "gamma": _vec([G[self.gamma_i[c]] for c in range(C)]),
+                       "beta": _vec([G[self.beta_i[c]] for c in range(C)])}
+        # derivatives of coordinates with respect to the inputs
+        inputs = []
+        rank_one = []
+        for c in range(C):
+            u_part, w_part = {}, {self.m[c]: Fraction(1, n)}
+            for p in range(n - 1):
+                w_part[self.u[(c, p)]] = Fraction(-1, n)
+            for p in range(n):
+                h, w = divmod(p, W)
+                key = ("x", c, h, w)
+                inputs.append(key)
+                alg.coordinate_derivative[key] = [(self.u[(c, p)], Fraction(1))] if p < n - 1 else []
+                u_part[key] = Fraction(1)
+            rank_one.append((u_part, w_part))
+            inputs.append(("gamma", c))
+            alg.coordinate_derivative[("gamma", c)] = [(self.gamma_i[c], Fraction(1))]
+            inputs.append(("beta", c))
+            alg.coordinate_derivative[("beta", c)] = [(self.beta_i[c], Fraction(1))]
+        alg.rank_one = rank_one
+        self.input_keys = inputs
+
+    def input_key_of(self, slot, idx):
+        return (slot,) + tuple(int(i) for i in idx)
+
+
+def _vec(items):
+    items = list(items)
+    out = np.empty(len(items), dtype=object)
+    for i, v in enumerate(items):
+        out[i] = v
+    return out
+
+
+def _unit_seed(graph, alg, slots=None):
+    seed = {}
+    for s in (slots or graph.slots):
+        arr = np.empty(graph.shapes[s], dtype=object)
+        for idx in np.ndindex(arr.shape):
+            arr[idx] = LinearForm.unit((s,) + tuple(int(i) for i in idx), alg.one)
+        seed[s] = arr
+    return seed
+
+
+def _poly_to_exact(alg, p, values):
+    """Evaluate a backend polynomial exactly at generator values (SymPy numbers)."""
+    total = sympy.Integer(0)
+    for monom, coeff in alg.backend.terms(p):
+        term = sympy.Rational(coeff.numerator, coeff.denominator)
+        for i, e in enumerate(monom):
+            if e:
+                term *= values[i] ** e
+        total += term
+    return total
+
+
+def _atom_values(bn: _BNAtoms, x, gamma, beta, eps_value):
+    """Exact values of every generator of ``bn.alg`` at a rational input point."""
+    alg = bn.alg
+    g = bn.graph
+    vals = {}
+    for c in range(g.C):
+        flat = [x[c][h][w] for h in range(g.H) for w in range(g.W)]
+        m = sympy.Add(*flat) / g.N
+        vals[bn.m[c]] = m
+        for p in range(g.N - 1):
+            vals[bn.u[(c, p)]] = flat[p] - m
+        vals[bn.gamma_i[c]] = gamma[c]
+        vals[bn.beta_i[c]] = beta[c]
+    if bn.eps_index is not None:
+        vals[bn.eps_index] = eps_value
+    for atom in alg.atoms:  # in creation order: arguments only use earlier generators
+        arg = _poly_to_exact(alg, atom.argument, vals)
+        if atom.kind == "sqrt":
+            vals[atom.index] = sympy.sqrt(arg)
+        else:
+            vals[atom.index] = 1 / arg
+    return vals
+
+
+def _random_bn_point(graph, rng, eps_value):
+    """Rational inputs with var_c + ε > 0 for every channel."""
+    C, H, W = graph.C, graph.H, graph.W
+    for _ in range(100):
+        x = [[[sympy.Rational(rng.randint(-9, 9), rng.randint(1, 3)) for _ in range(W)]
+              for _ in range(H)] for _ in range(C)]
+        ok = True
+        for c in range(C):
+            flat = [x[c][h][w] for h in range(H) for w in range(W)]
+            m = sympy.Add(*flat) / len(flat)
+            var = sympy.Add(*[(v - m) ** 2 for v in flat]) / len(flat)
+            ok = ok and (var + eps_value > 0)
+        if ok:
+            gamma = [sympy.Rational(rng.choice([-3, -2, -1, 1, 2, 3]), rng.randint(1, 2)) for _ in range(C)]
+            beta = [sympy.Rational(rng.randint(-5, 5), rng.randint(1, 2)) for _ in range(C)]
+            return x, gamma, beta
+    raise RuntimeError("could not find a point inside the domain")
+
+
+def _eps_value(graph):
+    return sympy.Rational(1, 10) if isinstance(graph.eps, sympy.Symbol) else graph.eps
+
+
+def _compare_forms(got: dict, want: dict):
+    """Keys where two {key: poly} maps differ (missing keys are zero)."""
+    bad = []
+    for k in set(got) | set(want):
+        a = got.get(k)
+        b = want.get(k)
+        if a is None:
+            if b is not None and not is_zero(b):
+                bad.append(k)
+        elif b is None:
+            if not is_zero(a):
+                bad.append(k)
+        elif not is_zero(a - b):
+            bad.append(k)
+    return bad
+
+
+def _normal_form_zero(alg, p):
+    """Reduce p modulo the atom relations (clear ι by powers of its argument, σ² → radicand)."""
+    B = alg.backend
+    for atom in reversed(alg.atoms):
+        if atom.kind != "inv":
+            continue
+        i = atom.index
+        K = B.degree(p, i)
+        if K <= 0:
+            continue
+        parts = {}
+        for m, c in B.terms(p):
+            e = m[i]
+            mm = list(m)
+            mm[i] = 0
+            parts.setdefault(e, []).append((tuple(mm), c))
+        qpow = [alg.one]
+        for _ in range(K):
+            qpow.append(qpow[-1] * atom.argument)
+        p = alg.sum(B.from_terms(t) * qpow[K - e] for e, t in parts.items())
+    for atom in reversed(alg.atoms):
+        if atom.kind != "sqrt":
+            continue
+        i = atom.index
+        if B.degree(p, i) < 2:
+            continue
+        parts = {}
+        for m, c in B.terms(p):
+            e = m[i]
+            mm = list(m)
+            mm[i] = e % 2
+            parts.setdefault(e // 2, []).append((tuple(mm), c))
+        zpow = [alg.one]
+        for k in range(max(parts)):
+            zpow.append(zpow[-1] * atom.argument)
+        p = alg.sum(B.from_terms(t) * zpow[k] for k, t in parts.items())
+    return is_zero(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end and block structure
+
+
+def _end_to_end(graph, backend, budget, rng):
+    out = []
+    timer = _Timer()
+    status, method, cex, detail = "undecided", "", None, None
+    block_status, block_detail = "undecided", None
+    counts = {}
+    try:
+        with time_budget(budget):
+            bn = _BNAtoms(graph, backend)
+            alg = bn.alg
+            values = graph.evaluate(bn.inputs, alg)
+            seed = _unit_seed(graph, alg)
+            cot = graph.backprop(bn.inputs, seed, alg, values=values)
+            # J_E by the chain rule from each slot's forward value
+            cache = {}
+            jt = {k: {} for k in bn.input_keys}
+            for s in graph.slots:
+                arr = values[s]
+                for idx in np.ndindex(arr.shape):
+                    key = (s,) + tuple(int(i) for i in idx)
+                    for j, dv in alg.gradient(arr[idx], bn.input_keys, cache).items():
+                        jt[j][key] = dv
+            bad = []
+            nentries = 0
+            for j in bn.input_keys:
+                form = cot[j[0]][j[1:]]
+                nentries += len(jt[j])
+                for k in _compare_forms(form.terms, jt[j]):
+                    diff = form.terms.get(k, alg.zero) - jt[j].get(k, alg.zero)
+                    if not _normal_form_zero(alg, diff):
+                        bad.append((j, k))
+            counts = {"jacobian_entries": nentries, "atoms": len(alg.atoms),
+                      "backend": alg.backend.name}
+            if not bad:
+                status = "proved"
+                method = (f"formal identity per seed coefficient in the atom algebra ({alg.backend.name} "
+                          f"polynomials over Q in centered coordinates m_c, u_c,p, γ, β, ε and atoms "
+                          f"σ_c = sqrt(var_c + ε), ι_c = 1/σ_c; relations σ² = var + ε, σ·ι = 1 used "
+                          f"only if needed); J_E by the chain rule from forward values "
+                          f"({nentries} nonzero entries)")
+            else:
+                cex = _end_to_end_counterexample(graph, bn, jt, rng, bad)
+                status = "failed" if cex else "undecided"
+                method = "seed coefficients differ in normal form; exact counterexample search"
+                detail = f"{len(bad)} coefficient(s) differ, first: d{bad[0][0]} / s_{bad[0][1]}"
+            # block structure: no slot of channel c depends on inputs of another channel,
+            # and backprop sends no seed of channel c into another channel's inputs
+            cross = []
+            for j in bn.input_keys:
+                jc = j[1]
+                for key in list(jt[j]) + list(cot[j[0]][j[1:]].terms):
+                    kc = _channel_of(graph, key)
+                    if kc is not None and kc != jc:
+                        cross.append((j, key))
+            block_status = "proved" if not cross else "failed"
+            block_detail = None if not cross else f"{len(cross)} cross-channel entries, first {cross[0]}"
+    except BudgetExceeded:
+        method = "time budget exceeded"
+    seconds = timer.seconds
+    C, N = graph.C, graph.N
+    out.append(_obligation(
+        "end_to_end.backprop_eq_adjoint_fderiv",
+        f"backprop(x, s) = J_E(x)ᵀ s for every seed s on all {12 * C * N + 7 * C} = 12CN + 7C slots, "
+        f"where E : (x, γ, β) ↦ (x, γ, β, xMat, …, yChw) maps the {C * N + 2 * C} inputs to every slot",
+        status, method, assumptions=[DOMAIN, STD_NONZERO],
+        lean_name="backprop_eq_adjoint_fderiv_batchNorm_channel_first_at", seconds=seconds,
+        counterexample=cex, group="end-to-end", detail=detail))
+    if block_status == "failed":
+        bcex = {"detail": block_detail}
+    else:
+        bcex = None
+    out.append(_obligation(
+        "end_to_end.block_diagonal",
+        "J_E is block diagonal over channels: every slot entry of channel c has zero derivative with "
+        "respect to the inputs of every channel c′ ≠ c, and backprop sends no seed of channel c to "
+        "another channel's inputs",
+        block_status, "exact: the polynomial of each entry contains no generator of another channel "
+        "(a derivative with respect to an absent variable is exactly 0)",
+        assumptions=[DOMAIN], lean_name=None, seconds=0.0, counterexample=bcex,
+        group="end-to-end", detail=block_detail))
+    return out, counts
+
+
+def _channel_of(graph, key):
+    slot = key[0]
+    if slot in ("x", "gamma", "beta"):
+        return key[1]
+    return key[1] if len(key) > 1 else None
+
+
+def _end_to_end_counterexample(graph, bn, jt, rng, bad, tries=5):
+    """Exact point and seed where backprop (exact graph run) and J_E(x)ᵀ s differ."""
+    eps_value = _eps_value(graph)
+    for _ in range(tries):
+        x, gamma, beta = _random_bn_point(graph, rng, eps_value)
+        seed = {}
+        for s in graph.slots:
+            arr = np.empty(graph.shapes[s], dtype=object)
+            for idx in np.ndindex(arr.shape):
+                arr[idx] = sympy.Rational(rng.randint(-5, 5), rng.randint(1, 3))
+            seed[s] = arr
+        exact_graph = graph if not isinstance(graph.eps, sympy.Symbol) else \
+            graph.replace("var_eps", _with_eps(graph, eps_value))
+        inputs = {"x": x, "gamma": gamma, "beta": beta}
+        got = exact_graph.backprop(inputs, seed)
+        vals = _atom_values(bn, x, gamma, beta, eps_value)
+        for (j, _k) in bad:
+            lhs = got[j[0]][j[1:]]
+            rhs = sympy.Add(*[seed[k[0]][k[1:]] * _poly_to_exact(bn.alg, p, vals) for k, p in jt[j].items()])
+            if differ_exactly(lhs, rhs):
+                return {"inputs": {"x": _strs(x), "gamma": _strs(gamma), "beta": _strs(beta)},
+                        "eps": str(eps_value),
+                        "seed": {s: _strs(a.tolist()) for s, a in seed.items()},
+                        "at": f"d{j[0]}[{','.join(map(str, j[1:]))}]",
+                        "backprop": str(lhs), "J_E^T s": str(rhs),
+                        "backprop_approx": float(sympy.N(lhs, 17)), "J_E^T s_approx": float(sympy.N(rhs, 17))}
+    return None
+
+
+def _with_eps(graph, eps_value):
+    from . import nodes as Nd
+    node = [n for n in graph.nodes if n.name == "var_eps"][0]
+    return Nd.add_const("var_eps", node.inputs[0], node.shape, eps_value, node.lean_name)
+
+
+def _strs(a):
+    if isinstance(a, (list, tuple)):
+        return [_strs(v) for v in a]
+    return str(a)
+
+
+# ---------------------------------------------------------------------------------------------
+# Links to the closed-form spec (not proved in the Lean repository)
+
+
+def _spec_stats(alg, x, graph):
+    C, n = graph.C, graph.N
+    xm = x.reshape(C, n)
+    mean = [alg.sum(xm[c, p] for p in range(n)) * alg.const(Fraction(1, n)) for c in range(C)]
+    centered = np.empty((C, n), dtype=object)
+    for c in range(C):
+        for p in range(n):
+            centered[c, p] = xm[c, p] - mean[c]
+    var = [alg.sum(centered[c, p] * centered[c, p] for p in range(n)) * alg.const(Fraction(1, n))
+           for c in range(C)]
+    return xm, mean, centered, var
+
+
+def spec_backward(alg, graph, x, gamma, g):
+    """``Spec.batchNorm2dBackward`` (reference §5.4) with ``max(var, 0)`` replaced by ``var``
+    (a no-op, proved by ``link.variance_nonnegative``)."""
+    C, n = graph.C, graph.N
+    xm, mean, centered, var = _spec_stats(alg, x, graph)
+    gm = g.reshape(C, n)
+    dx = np.empty((C, n), dtype=object)
+    dgamma, dbeta = [], []
+    eps = alg.parameter(graph.eps)
+    for c in range(C):
+        std = alg.sqrt_clamp(var[c] + eps)
+        r = alg.inv(std)
+        xhat = [centered[c, p] * r for p in range(n)]
+        ghat = [gm[c, p] * gamma[c] for p in range(n)]
+        S1 = alg.sum(ghat)
+        S2 = alg.sum(ghat[p] * xhat[p] for p in range(n))
+        for p in range(n):
+            dx[c, p] = ((ghat[p] * alg.const(n) - S1 - S2 * xhat[p]) * r) * alg.const(Fraction(1, n))
+        dgamma.append(alg.sum(gm[c, p] * xhat[p] for p in range(n)))
+        dbeta.append(alg.sum(gm[c, p] for p in range(n)))
+    return dx.reshape(x.shape), _vec(dgamma), _vec(dbeta)
+
+
+def spec_jvp(alg, graph, x, gamma, dx, dgamma, dbeta):
+    """``Spec.batchNorm2dJvp``: dy = γ r (dx − mean(dx) − x̂ mean(dx ⊙ x̂)) + x̂ dγ + dβ."""
+    C, n = graph.C, graph.N
+    xm, mean, centered, var = _spec_stats(alg, x, graph)
+    dxm = dx.reshape(C, n)
+    dy = np.empty((C, n), dtype=object)
+    eps = alg.parameter(graph.eps)
+    inv_n = alg.const(Fraction(1, n))
+    for c in range(C):
+        r = alg.inv(alg.sqrt_clamp(var[c] + eps))
+        xhat = [centered[c, p] * r for p in range(n)]
+        mdx = alg.sum(dxm[c, p] for p in range(n)) * inv_n
+        mdxx = alg.sum(dxm[c, p] * xhat[p] for p in range(n)) * inv_n
+        for p in range(n):
+            dy[c, p] = (dxm[c, p] - mdx - mdxx * xhat[p]) * (gamma[c] * r) + dgamma[c] * xhat[p] + dbeta[c]
+    return dy.reshape(x.shape)
+
+
+def spec_forward(alg, graph, x, gamma, beta):
+    """``Spec.batchNorm2d``: (x − μ)/sqrtSpec(max(var, 0) + ε)·γ + β, with max(var, 0) = var
+    (proved no-op) and division as multiplication by the inverse (field division)."""
+    C, n = graph.C, graph.N
+    xm, mean, centered, var = _spec_stats(alg, x, graph)
+    y = np.empty((C, n), dtype=object)
+    eps = alg.parameter(graph.eps)
+    for c in range(C):
+        inv_std = alg.inv(alg.sqrt_clamp(var[c] + eps))
+        for p in range(n):
+            y[c, p] = centered[c, p] * inv_std * gamma[c] + beta[c]
+    return y.reshape(x.shape)
+
+
+def _links(graph, backend, budget, rng):
+    out = []
+    C, n = graph.C, graph.N
+    # variance is a sum of squares -> spec clamp is a no-op
+    timer = _Timer()
+    status, method, detail = "undecided", "", None
+    try:
+        with time_budget(budget):
+            bn = _BNAtoms(graph, backend)
+            alg = bn.alg
+            values = graph.evaluate(bn.inputs, alg)
+            x = bn.inputs["x"].reshape(C, n)
+            ok = True
+            for c in range(C):
+                mean_c = alg.sum(x[c, q] for q in range(n)) * alg.const(Fraction(1, n))
+                sos = alg.sum((x[c, p] - mean_c) * (x[c, p] - mean_c) for p in range(n)) * alg.const(Fraction(1, n))
+                ok = ok and is_zero(values["var"][c] - sos)
+            status = "proved" if ok else "undecided"
+            method = ("exact polynomial identity var_c = (1/N)·Σ_p ℓ_p², ℓ_p = x_p − (1/N)Σ_q x_q "
+                      "(a sum of squares, hence ≥ 0), so max(var_c, 0) = var_c")
+            detail = None if ok else "SOS identity did not reduce to zero"
+    except BudgetExceeded:
+        method = "time budget exceeded"
+    out.append(_obligation(
+        "link.variance_nonnegative",
+        "var_c ≥ 0 for every x (var_c = (1/N)Σ_p (x_p − mean_c)²), so the spec's clamp max(var_c, 0) "
+        "is a no-op",
+        status, method, lean_name=None, seconds=timer.seconds, group="link", detail=detail))
+
+    def run(name, statement, lean_name, fn):
+        timer = _Timer()
+        status, method, cex, detail = "undecided", "", None, None
+        try:
+            with time_budget(budget):
+                status, method, detail = fn()
+        except BudgetExceeded:
+            method = "time budget exceeded"
+        if status == "remainder":
+            cex = _link_counterexample(graph, name, rng)
+            status = "failed" if cex else "undecided"
+        out.append(_obligation(name, statement, status, method,
+                               assumptions=[DOMAIN, "max(var_c, 0) = var_c (link.variance_nonnegative)"],
+                               lean_name=lean_name, seconds=timer.seconds, counterexample=cex,
+                               group="link", detail=detail))
+
+    def backward_link():
+        bn = _BNAtoms(graph, backend)
+        alg = bn.alg
+        values = graph.evaluate(bn.inputs, alg)
+        seed = _unit_seed(graph, alg, ["yChw"])
+        cot = graph.backprop(bn.inputs, seed, alg, values=values)
+        dx, dg, db = spec_backward(alg, graph, bn.inputs["x"], bn.inputs["gamma"], seed["yChw"])
+        bad = []
+        for name, got, want in (("x", cot["x"], dx), ("gamma", cot["gamma"], dg), ("beta", cot["beta"], db)):
+            for idx in np.ndindex(got.shape):
+                a, b = got[idx], want[idx]
+                for k in _compare_forms(a.terms, b.terms):
+                    if not _normal_form_zero(alg, a.terms.get(k, alg.zero) - b.terms.get(k, alg.zero)):
+                        bad.append((name, idx, k))
+        method = ("per seed coefficient, formal identity in the atom algebra (relations σ² = var + ε, "
+                  "σ·ι = 1 if needed); seed g symbolic on yChw only")
+        return ("proved" if not bad else "remainder"), method, (f"first difference {bad[0]}" if bad else None)
+
+    def jvp_link():
+        bn = _BNAtoms(graph, backend)
+        alg = bn.alg
+        values = graph.evaluate(bn.inputs, alg)
+        tangents = _unit_seed(graph, alg, ["x", "gamma", "beta"])
+        tan = graph.jvp(bn.inputs, tangents, alg, values=values)
+        dy = spec_jvp(alg, graph, bn.inputs["x"], bn.inputs["gamma"], tangents["x"], tangents["gamma"],
+                      tangents["beta"])
+        bad = []
+        for idx in np.ndindex(dy.shape):
+            a, b = tan["yChw"][idx], dy[idx]
+            for k in _compare_forms(a.terms, b.terms):
+                if not _normal_form_zero(alg, a.terms.get(k, alg.zero) - b.terms.get(k, alg.zero)):
+                    bad.append((idx, k))
+        method = "per tangent coefficient, formal identity in the atom algebra; tangent (dx, dγ, dβ) symbolic"
+        return ("proved" if not bad else "remainder"), method, (f"first difference {bad[0]}" if bad else None)
+
+    def forward_link():
+        bn = _BNAtoms(graph, backend)
+        alg = bn.alg
+        values = graph.evaluate(bn.inputs, alg)
+        y = spec_forward(alg, graph, bn.inputs["x"], bn.inputs["gamma"], bn.inputs["beta"])
+        bad = [idx for idx in np.ndindex(y.shape)
+               if not _normal_form_zero(alg, values["yChw"][idx] - y[idx])]
+        return ("proved" if not bad else "remainder"), "formal identity in the atom algebra", \
+            (f"first difference at {bad[0]}" if bad else None)
+
+    run("link.backward_closed_form",
+        "with a seed g on yChw only, backprop = Spec.batchNorm2dBackward: dx = (γ_c r_c/N)(N g − Σ_p g − "
+        "x̂ Σ_p g x̂), dγ_c = Σ_p g x̂, dβ_c = Σ_p g, where r_c = 1/sqrt(max(var_c,0) + ε), x̂ = (x − mean)·r",
+        None, backward_link)
+    run("link.jvp_closed_form",
+        "the graph's JVP on yChw = Spec.batchNorm2dJvp: dy = γ r (dx − mean(dx) − x̂·mean(dx ⊙ x̂)) + x̂ dγ + dβ",
+        None, jvp_link)
+    run("link.forward_spec",
+        "yChw = Spec.batchNorm2d: (x − mean)/sqrt(max(max(var, 0) + ε, 0))·γ + β",
+        None, forward_link)
+    return out
+
+
+def _link_counterexample(graph, name, rng):
+    """Exact rational point where the graph and the closed form differ (re-evaluated exactly)."""
+    eps_value = _eps_value(graph)
+    g_exact = graph if not isinstance(graph.eps, sympy.Symbol) else graph.replace("var_eps", _with_eps(graph, eps_value))
+    if isinstance(graph.eps, sympy.Symbol):
+        g_exact.eps = eps_value
+    for _ in range(5):
+        x, gamma, beta = _random_bn_point(graph, rng, eps_value)
+        xa = np.array(x, dtype=object)
+        ga, ba = _vec(gamma), _vec(beta)
+        gs = np.empty(xa.shape, dtype=object)
+        for idx in np.ndindex(gs.shape):
+            gs[idx] = sympy.Rational(rng.randint(-5, 5), rng.randint(1, 3))
+        inputs = {"x": x, "gamma": gamma, "beta": beta}
+        if name == "link.backward_closed_form":
+            got = g_exact.backprop(inputs, {"yChw": gs})
+            want = dict(zip(("x", "gamma", "beta"), spec_backward(EXACT, g_exact, xa, ga, gs)))
+            extra = {"g": _strs(gs.tolist())}
+        elif name == "link.jvp_closed_form":
+            dxa = gs
+            dg = _vec([sympy.Rational(rng.randint(-5, 5), 2) for _ in range(graph.C)])
+            db = _vec([sympy.Rational(rng.randint(-5, 5), 2) for _ in range(graph.C)])
+            got = {"yChw": g_exact.jvp(inputs, {"x": dxa, "gamma": dg, "beta": db})["yChw"]}
+            want = {"yChw": spec_jvp(EXACT, g_exact, xa, ga, dxa, dg, db)}
+            extra = {"dx": _strs(dxa.tolist()), "dgamma": _strs(dg.tolist()), "dbeta": _strs(db.tolist())}
+        else:
+            got = {"yChw": g_exact.evaluate(inputs)["yChw"]}
+            want = {"yChw": spec_forward(EXACT, g_exact, xa, ga, ba)}
+            extra = {}
+        for k in got:
+            for idx in np.ndindex(got[k].shape):
+                if differ_exactly(got[k][idx], want[k][idx]):
+                    return {"inputs": {"x": _strs(x), "gamma": _strs(gamma), "beta": _strs(beta)},
+                            "eps": str(eps_value), **extra,
+                            "at": f"{k}[{','.join(map(str, idx))}]",
+                            "graph": str(got[k][idx]), "closed_form": str(want[k][idx])}
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain
+
+
+def _domain(graph, budget, rng):
+    out = []
+    timer = _Timer()
+    z = sympy.Symbol("z", positive=True)
+    std = sympy.sqrt(sympy.Max(z, 0))
+    ok = std.is_positive is True and (sympy.Piecewise((1 / std, sympy.Ne(std, 0)), (0, True)) - 1 / std) == 0
+    out.append(_obligation(
+        "domain.std_nonzero",
+        "var_c + ε > 0 implies std_c = sqrt(max(var_c + ε, 0)) ≠ 0 (so hStdNe0 follows from hVarEpsPos, "
+        "and inv_std_c = 1/std_c)",
+        "proved" if ok else "undecided",
+        "sign rules on a positive symbol z = var_c + ε: max(z, 0) = z, sqrt(z) > 0 (SymPy assumptions, exact)",
+        assumptions=[DOMAIN], lean_name="hStdNe0 (a separate hypothesis in Lean)", seconds=timer.seconds,
+        group="domain"))
+
+    timer = _Timer()
+    n = graph.N
+    ells = sympy.symbols(f"l0:{n}", real=True)
+    eps = sympy.Symbol("ε", positive=True)
+    expr = sympy.Add(*[l ** 2 for l in ells]) / n + eps
+    ok = expr.is_positive is True
+    out.append(_obligation(
+        "domain.eps_positive_suffices",
+        "ε > 0 implies var_c + ε > 0 for every x, since var_c = (1/N)Σ_p ℓ_p² ≥ 0",
+        "proved" if ok else "undecided",
+        "sum of squares (link.variance_nonnegative) plus a positive symbol is positive "
+        "(SymPy sign rules, exact)",
+        assumptions=["ε > 0"], lean_name=None, seconds=timer.seconds, group="domain"))
+
+    timer = _Timer()
+    out.append(_outside_domain(graph, budget, rng, timer))
+    return out
+
+
+def _outside_domain(graph, budget, rng, timer):
+    C, H, W, n = graph.C, graph.H, graph.W, graph.N
+    name = "domain.outside_not_differentiable"
+    if n < 2:
+        return _obligation(
+            name, "N = 1: var_c ≡ 0, so at ε = 0 the hypothesis fails while the map stays constant in x "
+            "(no non-differentiability witness exists at this shape); backprop returns finite numbers",
+            "proved", "exact evaluation: var_c = 0 identically (one spatial element)",
+            assumptions=["ε = 0"], seconds=timer.seconds, group="domain")
+    try:
+        with time_budget(budget):
+            g0 = type(graph)(C, H, W, eps=0)
+            x = [[[sympy.Integer(1) if c == 0 else sympy.Rational(rng.randint(-5, 5), 2)
+                   for _ in range(W)] for _ in range(H)] for c in range(C)]
+            gamma = [sympy.Integer(2)] + [sympy.Integer(1)] * (C - 1)
+            beta = [sympy.Rational(1, 3)] * C
+            h = sympy.Symbol("h", positive=True)
+            xt = [[[v for v in row] for row in ch] for ch in x]
+            xt[0][0][0] = xt[0][0][0] + h
+            xt[0][(1 // W)][1 % W] = xt[0][(1 // W)][1 % W] - h
+            y0 = g0.evaluate({"x": x, "gamma": gamma, "beta": beta})["yChw"]
+            yh = g0.evaluate({"x": xt, "gamma": gamma, "beta": beta})["yChw"]
+            dq = (yh[0, 0, 0] - y0[0, 0, 0]) / h
+            scaled = sympy.expand(dq * h)
+            const = scaled.free_symbols == set() and scaled != 0
+            seed = {s: np.array([[[sympy.Rational(rng.randint(-5, 5), 3) for _ in range(W)]
+                                  for _ in range(H)] for _ in range(C)], dtype=object)
+                    for s in ("yChw",)}
+            bp = g0.backprop({"x": x, "gamma": gamma, "beta": beta}, seed)
+            finite = all(v.is_number and v.is_finite is True for a in bp.values() for v in np.ravel(a))
+            ok = const and finite
+            cex = None
+            status = "proved" if ok else "undecided"
+            method = ("exact witness at ε = 0, channel 0 constant (x = 1), direction t = e_(0,0) − e_(0,1): "
+                      f"the difference quotient (y(x + h t) − y(x))/h of y[0,0,0] equals {scaled}/h for every "
+                      "h > 0 (exact), so it grows without bound and no derivative exists; backprop at x with a "
+                      "random rational seed returns exact finite numbers (the std path contributes 0 by the "
+                      "totalized derivatives)")
+    except BudgetExceeded:
+        status, method = "undecided", "time budget exceeded"
+    return _obligation(
+        name, "outside the domain (ε = 0 with a constant channel, var_c + ε = 0) E is not differentiable, "
+        "while backprop still returns finite numbers",
+        status, method, assumptions=["ε = 0", "channel 0 constant"], lean_name=None,
+        seconds=timer.seconds, group="domain")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def prove(graph: BatchNormGraph, *, budget: float = DEFAULT_BUDGET, backend: str | None = None,
+          seed: int = 0, stages: bool = True, end_to_end: bool = True, links: bool = True,
+          domain: bool = True) -> Certificate:
+    """Every obligation of ``graph`` (a :class:`BatchNormGraph`), decided exactly.
+
+    ``budget``: seconds per obligation group before it is reported 'undecided';
+    ``backend``: polynomial backend of the atom algebra ('flint' or 'sympy'; default: fastest
+    installed); ``seed``: seed of the counterexample search.
+    """
+    if not isinstance(graph, BatchNormGraph):
+        raise TypeError("prove() expects a graph from batchnorm_channel_first(C, H, W, eps)")
+    if not (isinstance(budget, (int, float)) and budget > 0):
+        raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+    backend = backend or default_backend()
+    rng = random.Random(seed)
+    timer = _Timer()
+    cert = Certificate(
+        subject=f"BatchNormChannelFirst {graph.C}x{graph.H}x{graph.W}, ε = {graph.eps}",
+        parameters={"C": graph.C, "H": graph.H, "W": graph.W, "N": graph.N, "eps": str(graph.eps),
+                    "backend": backend, "seed": seed, "budget": budget,
+                    "context_size": graph.context_size(), "input_size": graph.context_size(0)})
+    if stages:
+        for node in graph.nodes:
+            cert.extend(_stage_obligations(graph, node, budget, rng))
+    if end_to_end:
+        obs, counts = _end_to_end(graph, backend, budget, rng)
+        cert.extend(obs)
+        cert.parameters.update(counts)
+    if links:
+        cert.extend(_links(graph, backend, budget, rng))
+    if domain:
+        cert.extend(_domain(graph, budget, rng))
+    cert.seconds = timer.seconds
+    return cert
