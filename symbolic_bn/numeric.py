@@ -41,21 +41,21 @@ __all__ = ["forward", "backward", "jvp"]
 _AXES = (1, 2)
 
 
-def _check_shapes(x, gamma, beta, **others):
+def _check_shapes(x, gamma, beta, full=(), per_channel=()):
+    """x must be (C, H, W); gamma, beta and the ``per_channel`` (name, array) pairs (C,); the
+    ``full`` pairs (C, H, W)."""
     shape = getattr(x, "shape", None)
     if shape is None or len(shape) != 3:
         raise ValueError(f"x must have shape (C, H, W); got shape {shape!r}")
-    C = shape[0]
-    for name, arr in (("gamma", gamma), ("beta", beta)):
-        s = getattr(arr, "shape", None)
-        if s is None or tuple(s) != (C,):
-            raise ValueError(f"{name} must have shape ({C},) to match x of shape {tuple(shape)}; "
-                             f"got {s!r}")
-    for name, arr in others.items():
-        s = getattr(arr, "shape", None)
-        if s is None or tuple(s) != tuple(shape if name in ("grad_out", "dx") else (C,)):
-            want = tuple(shape) if name in ("grad_out", "dx") else (C,)
-            raise ValueError(f"{name} must have shape {want}; got {s!r}")
+    shape = tuple(shape)
+    checks = [("gamma", gamma, (shape[0],)), ("beta", beta, (shape[0],))]
+    checks += [(name, arr, shape) for name, arr in full]
+    checks += [(name, arr, (shape[0],)) for name, arr in per_channel]
+    for name, arr, want in checks:
+        got = getattr(arr, "shape", None)
+        if got is None or tuple(got) != want:
+            raise ValueError(f"{name} must have shape {want} to match x of shape {shape}; "
+                             f"got {got!r}")
 
 
 def _coerce(x, *arrays):
@@ -102,7 +102,7 @@ def forward(x, gamma, beta, eps, xp=numpy):
 def backward(x, gamma, beta, grad_out, eps, xp=numpy):
     """Return (dx, dgamma, dbeta) = J(x, γ, β)ᵀ grad_out (``beta`` is unused but kept for the
     standard signature)."""
-    _check_shapes(x, gamma, beta, grad_out=grad_out)
+    _check_shapes(x, gamma, beta, full=[("grad_out", grad_out)])
     gamma, beta, grad_out = _coerce(x, gamma, beta, grad_out)
     eps = _scalar(eps)
     H, W = x.shape[1], x.shape[2]
@@ -120,7 +120,8 @@ def backward(x, gamma, beta, grad_out, eps, xp=numpy):
 
 def jvp(x, gamma, beta, dx, dgamma, dbeta, eps, xp=numpy):
     """Forward-mode derivative dy = J(x, γ, β)·(dx, dγ, dβ) (``beta`` is unused)."""
-    _check_shapes(x, gamma, beta, dx=dx, dgamma=dgamma, dbeta=dbeta)
+    _check_shapes(x, gamma, beta, full=[("dx", dx)],
+                  per_channel=[("dgamma", dgamma), ("dbeta", dbeta)])
     gamma, beta, dx, dgamma, dbeta = _coerce(x, gamma, beta, dx, dgamma, dbeta)
     eps = _scalar(eps)
     _, _, r, xhat = _stats(x, eps, xp)
