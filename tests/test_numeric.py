@@ -276,3 +276,22 @@ def test_constant_channel_is_in_domain_and_maps_to_beta():
     expect = gamma[:, None, None] / math.sqrt(EPS) * (g - g.mean(axis=(1, 2), keepdims=True))
     assert np.allclose(dx, expect, rtol=1e-14, atol=0)
     assert np.array_equal(dgamma, [0.0, 0.0])
+
+
+def test_runtime_runs_on_the_project_mpmath_namespace_and_matches_reference():
+    """The same forward/backward code on symbolic_bn.xp's mpmath namespace (object arrays of mpf
+    at 50 digits) reproduces the independent mpmath reference to the last double bit."""
+    xpmod = pytest.importorskip("symbolic_bn.xp")
+    if not hasattr(xpmod, "mpmath_namespace"):
+        pytest.skip("symbolic_bn.xp has no mpmath_namespace")
+    ns = xpmod.mpmath_namespace(50)
+    rng = np.random.default_rng(6)
+    x, gamma, beta, g = _point(rng)
+    ref = reference(x, gamma, beta, EPS, grad_out=g, dps=50)
+    y = numeric.forward(ns.asarray(x), ns.asarray(gamma), ns.asarray(beta), EPS, ns)
+    dx, dgamma, dbeta = numeric.backward(ns.asarray(x), ns.asarray(gamma), ns.asarray(beta),
+                                         ns.asarray(g), EPS, ns)
+    for got, want in ((y, ref["y"]), (dx, ref["dx"]), (dgamma, ref["dgamma"]), (dbeta, ref["dbeta"])):
+        got = np.array(got, dtype=np.float64)
+        assert got.shape == want.shape
+        assert np.max(np.abs(got - want) / (np.abs(want) + 1e-300)) <= 2.0 ** -52
