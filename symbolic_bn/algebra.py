@@ -60,8 +60,12 @@ class ExactAlgebra:
         q = Fraction(q)
         return sympy.Rational(q.numerator, q.denominator)
 
+    def __init__(self, parameters=None):
+        # values substituted for symbolic parameters (e.g. {ε: 1/10}) when evaluating at a point
+        self.parameters = dict(parameters or {})
+
     def parameter(self, value):
-        return value
+        return self.parameters.get(value, value)
 
     def sum(self, items):
         items = list(items)

@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 import sympy
 
-from .algebra import EXACT
+from .algebra import EXACT, ExactAlgebra
 from .decide import to_exact
 from .nodes import Node
 
@@ -37,6 +37,8 @@ def _object_array(value, shape, *, what: str):
             arr = np.array(value, dtype=object)
         except ValueError as exc:  # ragged nested lists
             raise ValueError(f"{what}: not a rectangular array ({exc})") from None
+    if any(isinstance(v, (list, tuple, np.ndarray)) for v in arr.flat):
+        raise ValueError(f"{what}: not a rectangular array of numbers (ragged nesting)")
     if arr.shape != tuple(shape):
         raise ValueError(f"{what}: expected shape {tuple(shape)}, got {arr.shape}")
     out = np.empty(arr.shape, dtype=object)
@@ -116,7 +118,7 @@ class Graph:
         if missing or extra:
             raise ValueError(f"inputs: expected keys {self.input_names}; "
                              f"missing {missing}, unexpected {extra}")
-        if algebra is EXACT:
+        if isinstance(algebra, ExactAlgebra):
             return {k: _object_array(inputs[k], self.input_shapes[k], what=f"inputs[{k!r}]")
                     for k in self.input_names}
         out = {}
@@ -149,7 +151,7 @@ class Graph:
         for k in self.input_names:
             if k in tangents:
                 tan[k] = (_object_array(tangents[k], self.input_shapes[k], what=f"tangents[{k!r}]")
-                          if algebra is EXACT else tangents[k])
+                          if isinstance(algebra, ExactAlgebra) else tangents[k])
             else:
                 tan[k] = zeros(self.input_shapes[k], algebra.zero)
         unknown = [k for k in tangents if k not in self.input_shapes]
@@ -172,7 +174,7 @@ class Graph:
         for k, shape in self.shapes.items():
             if k in seed:
                 cot[k] = (_object_array(seed[k], shape, what=f"seed[{k!r}]")
-                          if algebra is EXACT else seed[k])
+                          if isinstance(algebra, ExactAlgebra) else seed[k])
             else:
                 cot[k] = zeros(shape, algebra.zero)
         for node in reversed(self.nodes):

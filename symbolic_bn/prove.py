@@ -31,7 +31,7 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from .algebra import EXACT, AtomAlgebra, LinearForm, default_backend, is_zero
+from .algebra import EXACT, AtomAlgebra, ExactAlgebra, LinearForm, default_backend, is_zero
 from .batchnorm import BatchNormGraph
 from .certificate import Certificate, Obligation
 from .decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
@@ -125,10 +125,10 @@ def _counterexample_for(pairs, symbols, rng, tries=20):
             try:
                 if differ_exactly(lv, rv):
                     return {"at": label,
-                            "point": {str(k): str(v) for k, v in point.items()
+                            "point": {str(k): v for k, v in point.items()
                                       if k in (getattr(lhs, "free_symbols", set())
                                                | getattr(rhs, "free_symbols", set()))},
-                            "lhs": str(lv), "rhs": str(rv),
+                            "lhs": lv, "rhs": rv,
                             "lhs_approx": float(sympy.N(lv, 17)), "rhs_approx": float(sympy.N(rv, 17))}
             except (TypeError, ZeroDivisionError):
                 continue
@@ -588,34 +588,26 @@ def _end_to_end_counterexample(graph, bn, jt, rng, bad, tries=5):
             for idx in np.ndindex(arr.shape):
                 arr[idx] = sympy.Rational(rng.randint(-5, 5), rng.randint(1, 3))
             seed[s] = arr
-        exact_graph = graph if not isinstance(graph.eps, sympy.Symbol) else \
-            graph.replace("var_eps", _with_eps(graph, eps_value))
         inputs = {"x": x, "gamma": gamma, "beta": beta}
-        got = exact_graph.backprop(inputs, seed)
+        got = graph.backprop(inputs, seed, _exact_at(graph, eps_value))
         vals = _atom_values(bn, x, gamma, beta, eps_value)
         for (j, _k) in bad:
             lhs = got[j[0]][j[1:]]
             rhs = sympy.Add(*[seed[k[0]][k[1:]] * _poly_to_exact(bn.alg, p, vals) for k, p in jt[j].items()])
             if differ_exactly(lhs, rhs):
-                return {"inputs": {"x": _strs(x), "gamma": _strs(gamma), "beta": _strs(beta)},
-                        "eps": str(eps_value),
-                        "seed": {s: _strs(a.tolist()) for s, a in seed.items()},
+                return {"inputs": {"x": x, "gamma": gamma, "beta": beta},
+                        "eps": eps_value,
+                        "seed": {s: a.tolist() for s, a in seed.items()},
                         "at": f"d{j[0]}[{','.join(map(str, j[1:]))}]",
-                        "backprop": str(lhs), "J_E^T s": str(rhs),
+                        "input": j,
+                        "backprop": lhs, "J_E^T s": rhs,
                         "backprop_approx": float(sympy.N(lhs, 17)), "J_E^T s_approx": float(sympy.N(rhs, 17))}
     return None
 
 
-def _with_eps(graph, eps_value):
-    from . import nodes as Nd
-    node = [n for n in graph.nodes if n.name == "var_eps"][0]
-    return Nd.add_const("var_eps", node.inputs[0], node.shape, eps_value, node.lean_name)
-
-
-def _strs(a):
-    if isinstance(a, (list, tuple)):
-        return [_strs(v) for v in a]
-    return str(a)
+def _exact_at(graph, eps_value):
+    """Exact algebra that evaluates a symbolic ε at ``eps_value``."""
+    return ExactAlgebra({graph.eps: eps_value}) if isinstance(graph.eps, sympy.Symbol) else EXACT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -796,9 +788,7 @@ def _links(graph, backend, budget, rng):
 def _link_counterexample(graph, name, rng):
     """Exact rational point where the graph and the closed form differ (re-evaluated exactly)."""
     eps_value = _eps_value(graph)
-    g_exact = graph if not isinstance(graph.eps, sympy.Symbol) else graph.replace("var_eps", _with_eps(graph, eps_value))
-    if isinstance(graph.eps, sympy.Symbol):
-        g_exact.eps = eps_value
+    alg = _exact_at(graph, eps_value)
     for _ in range(5):
         x, gamma, beta = _random_bn_point(graph, rng, eps_value)
         xa = np.array(x, dtype=object)
@@ -808,27 +798,27 @@ def _link_counterexample(graph, name, rng):
             gs[idx] = sympy.Rational(rng.randint(-5, 5), rng.randint(1, 3))
         inputs = {"x": x, "gamma": gamma, "beta": beta}
         if name == "link.backward_closed_form":
-            got = g_exact.backprop(inputs, {"yChw": gs})
-            want = dict(zip(("x", "gamma", "beta"), spec_backward(EXACT, g_exact, xa, ga, gs)))
-            extra = {"g": _strs(gs.tolist())}
+            got = graph.backprop(inputs, {"yChw": gs}, alg)
+            want = dict(zip(("x", "gamma", "beta"), spec_backward(alg, graph, xa, ga, gs)))
+            extra = {"g": gs.tolist()}
         elif name == "link.jvp_closed_form":
             dxa = gs
             dg = _vec([sympy.Rational(rng.randint(-5, 5), 2) for _ in range(graph.C)])
             db = _vec([sympy.Rational(rng.randint(-5, 5), 2) for _ in range(graph.C)])
-            got = {"yChw": g_exact.jvp(inputs, {"x": dxa, "gamma": dg, "beta": db})["yChw"]}
-            want = {"yChw": spec_jvp(EXACT, g_exact, xa, ga, dxa, dg, db)}
-            extra = {"dx": _strs(dxa.tolist()), "dgamma": _strs(dg.tolist()), "dbeta": _strs(db.tolist())}
+            got = {"yChw": graph.jvp(inputs, {"x": dxa, "gamma": dg, "beta": db}, alg)["yChw"]}
+            want = {"yChw": spec_jvp(alg, graph, xa, ga, dxa, dg, db)}
+            extra = {"dx": dxa.tolist(), "dgamma": dg.tolist(), "dbeta": db.tolist()}
         else:
-            got = {"yChw": g_exact.evaluate(inputs)["yChw"]}
-            want = {"yChw": spec_forward(EXACT, g_exact, xa, ga, ba)}
+            got = {"yChw": graph.evaluate(inputs, alg)["yChw"]}
+            want = {"yChw": spec_forward(alg, graph, xa, ga, ba)}
             extra = {}
         for k in got:
             for idx in np.ndindex(got[k].shape):
                 if differ_exactly(got[k][idx], want[k][idx]):
-                    return {"inputs": {"x": _strs(x), "gamma": _strs(gamma), "beta": _strs(beta)},
-                            "eps": str(eps_value), **extra,
+                    return {"inputs": {"x": x, "gamma": gamma, "beta": beta},
+                            "eps": eps_value, **extra,
                             "at": f"{k}[{','.join(map(str, idx))}]",
-                            "graph": str(got[k][idx]), "closed_form": str(want[k][idx])}
+                            "graph": got[k][idx], "closed_form": want[k][idx]}
     return None
 
 
@@ -918,6 +908,15 @@ def _outside_domain(graph, budget, rng, timer):
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def prove_node(graph, name: str, *, budget: float = DEFAULT_BUDGET, seed: int = 0) -> list:
+    """The three local obligations (adjoint, derivative, transpose) of the node writing ``name``
+    in any :class:`~symbolic_bn.graph.Graph`."""
+    nodes = [n for n in graph.nodes if n.name == name]
+    if not nodes:
+        raise KeyError(f"no node writes slot {name!r}; slots are {graph.slots}")
+    return _stage_obligations(graph, nodes[0], budget, random.Random(seed))
 
 
 def prove(graph: BatchNormGraph, *, budget: float = DEFAULT_BUDGET, backend: str | None = None,

@@ -1,0 +1,91 @@
+"""Issue 2: every obligation of the BatchNormChannelFirst graph is proved exactly."""
+import json
+
+import pytest
+import sympy
+
+from symbolic_bn import batchnorm_channel_first, prove
+from symbolic_bn.algebra import available_backends
+
+SHAPES = [(1, 1, 2), (1, 2, 2), (2, 2, 2), (2, 3, 3)]
+EPS = [None, 1e-6, 1e-5]
+
+EXPECTED_GROUPS = {"stage": 48, "end-to-end": 2, "link": 4, "domain": 3}
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("eps", EPS, ids=["eps_symbolic", "eps_1e-6", "eps_1e-5"])
+def test_every_obligation_proved(shape, eps):
+    cert = prove(batchnorm_channel_first(*shape, eps=eps))
+    not_proved = [(ob.name, ob.status, ob.detail) for ob in cert if ob.status != "proved"]
+    assert not not_proved
+    assert cert.ok
+    groups = {}
+    for ob in cert:
+        groups[ob.group] = groups.get(ob.group, 0) + 1
+    assert groups == EXPECTED_GROUPS
+    # 16 stages x (adjoint, derivative, transpose), in the Lean file's order
+    stage_names = [ob.stage for ob in cert if ob.group == "stage"][::3]
+    assert stage_names == ["xMat", "mean", "mean_b", "centered", "centered_sq", "var", "var_eps", "std",
+                           "inv_std", "inv_std_b", "normalized", "gamma_b", "scaled", "beta_b", "yMat", "yChw"]
+
+
+def test_end_to_end_statement_and_assumptions():
+    cert = prove(batchnorm_channel_first(2, 2, 2))
+    ob = cert["end_to_end.backprop_eq_adjoint_fderiv"]
+    assert ob.lean_name == "backprop_eq_adjoint_fderiv_batchNorm_channel_first_at"
+    assert "12CN + 7C" in ob.statement and "110" in ob.statement  # 12*2*4 + 7*2
+    assert any("var_c + ε > 0" in a for a in ob.assumptions)
+    assert any("std_c ≠ 0" in a for a in ob.assumptions)
+    assert cert.parameters["context_size"] == 110 and cert.parameters["input_size"] == 12
+    # side conditions are stated exactly where Lean needs them
+    assert cert["stage.std.derivative"].assumptions and cert["stage.inv_std.derivative"].assumptions
+    assert not cert["stage.mean.derivative"].assumptions
+    assert cert["stage.std.derivative"].lean_name.startswith("sqrtClampFderivAt")
+
+
+def test_certificate_is_json_serializable():
+    cert = prove(batchnorm_channel_first(1, 2, 2, eps=1e-6))
+    d = json.loads(json.dumps(cert.to_dict()))
+    assert d["ok"] is True and d["counts"]["proved"] == len(cert)
+    for ob in d["obligations"]:
+        assert set(ob) >= {"name", "statement", "lean_name", "assumptions", "method", "status",
+                           "seconds", "counterexample"}
+    assert d["parameters"]["eps"] == "1/1000000"
+
+
+@pytest.mark.skipif(len(available_backends()) < 2, reason="needs python-flint for the comparison")
+@pytest.mark.parametrize("shape", [(1, 2, 2), (2, 2, 2), (1, 3, 3)])
+def test_backends_agree(shape):
+    a = prove(batchnorm_channel_first(*shape), backend="flint")
+    b = prove(batchnorm_channel_first(*shape), backend="sympy")
+    assert [(o.name, o.status) for o in a] == [(o.name, o.status) for o in b]
+    assert a.parameters["jacobian_entries"] == b.parameters["jacobian_entries"]
+
+
+def test_no_simplify_on_the_proof_path(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("simplify() called on the proof path")
+    monkeypatch.setattr(sympy, "simplify", forbidden)
+    import importlib
+    monkeypatch.setattr(importlib.import_module("sympy.simplify.simplify"), "simplify", forbidden)
+    monkeypatch.setattr(sympy.Basic, "simplify", forbidden)
+    monkeypatch.setattr(sympy, "nsimplify", forbidden)
+    cert = prove(batchnorm_channel_first(2, 2, 2))
+    assert cert.ok
+
+
+def test_tiny_budget_gives_undecided_never_proved():
+    cert = prove(batchnorm_channel_first(2, 3, 3), budget=1e-4)
+    assert not cert.ok
+    assert cert.counts()["undecided"] > 0
+    assert all(ob.status in ("proved", "undecided") for ob in cert)
+
+
+def test_prove_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="batchnorm_channel_first"):
+        prove("2x2x2")
+    with pytest.raises(ValueError, match="budget"):
+        prove(batchnorm_channel_first(1, 1, 2), budget=0)
+    with pytest.raises(ValueError, match="backend"):
+        prove(batchnorm_channel_first(1, 1, 2), backend="mathematica")
