@@ -24,6 +24,8 @@ variables, so a polynomial identity in the coordinates is one in ``x``.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
 import time
 from fractions import Fraction
@@ -31,7 +33,8 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from .algebra import EXACT, AtomAlgebra, ExactAlgebra, LinearForm, default_backend, is_zero
+from .algebra import (EXACT, AtomAlgebra, ExactAlgebra, LinearForm, available_backends,
+                      default_backend, is_zero)
 from .batchnorm import BatchNormGraph
 from .certificate import Certificate, Obligation
 from .decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
@@ -919,37 +922,86 @@ def prove_node(graph, name: str, *, budget: float = DEFAULT_BUDGET, seed: int = 
     return _stage_obligations(graph, nodes[0], budget, random.Random(seed))
 
 
+def _run_task(task, graph, backend, budget, seed):
+    """One independent group of obligations; its own deterministic random stream."""
+    rng = random.Random(f"{seed}:{task}")
+    kind = task[0]
+    if kind == "stage":
+        node = [n for n in graph.nodes if n.name == task[1]][0]
+        return _stage_obligations(graph, node, budget, rng), {}
+    if kind == "end_to_end":
+        return _end_to_end(graph, backend, budget, rng)
+    if kind == "links":
+        return _links(graph, backend, budget, rng), {}
+    return _domain(graph, budget, rng), {}
+
+
+_POOL_STATE = None
+
+
+def _pool_task(task):
+    graph, backend, budget, seed = _POOL_STATE
+    return _run_task(task, graph, backend, budget, seed)
+
+
 def prove(graph: BatchNormGraph, *, budget: float = DEFAULT_BUDGET, backend: str | None = None,
-          seed: int = 0, stages: bool = True, end_to_end: bool = True, links: bool = True,
-          domain: bool = True) -> Certificate:
+          seed: int = 0, jobs: int | None = None, stages: bool = True, end_to_end: bool = True,
+          links: bool = True, domain: bool = True) -> Certificate:
     """Every obligation of ``graph`` (a :class:`BatchNormGraph`), decided exactly.
 
     ``budget``: seconds per obligation group before it is reported 'undecided';
     ``backend``: polynomial backend of the atom algebra ('flint' or 'sympy'; default: fastest
-    installed); ``seed``: seed of the counterexample search.
+    installed); ``seed``: seed of the counterexample search; ``jobs``: worker processes for the
+    independent obligation groups (default: the number of cores; results are identical to a
+    serial run because each group has its own deterministic random stream).
     """
+    global _POOL_STATE
     if not isinstance(graph, BatchNormGraph):
         raise TypeError("prove() expects a graph from batchnorm_channel_first(C, H, W, eps)")
     if not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     backend = backend or default_backend()
-    rng = random.Random(seed)
+    if backend not in available_backends():
+        raise ValueError(f"backend must be one of {available_backends()}, got {backend!r}")
     timer = _Timer()
     cert = Certificate(
         subject=f"BatchNormChannelFirst {graph.C}x{graph.H}x{graph.W}, ε = {graph.eps}",
         parameters={"C": graph.C, "H": graph.H, "W": graph.W, "N": graph.N, "eps": str(graph.eps),
                     "backend": backend, "seed": seed, "budget": budget,
                     "context_size": graph.context_size(), "input_size": graph.context_size(0)})
+    tasks = []
     if stages:
-        for node in graph.nodes:
-            cert.extend(_stage_obligations(graph, node, budget, rng))
+        tasks += [("stage", n.name) for n in graph.nodes]
     if end_to_end:
-        obs, counts = _end_to_end(graph, backend, budget, rng)
+        tasks.append(("end_to_end",))
+    if links:
+        tasks.append(("links",))
+    if domain:
+        tasks.append(("domain",))
+    # Small graphs are faster serially than the cost of starting processes.
+    parallel = jobs > 1 and graph.C * graph.N > 16 and "fork" in multiprocessing.get_all_start_methods()
+    if parallel:
+        _POOL_STATE = (graph, backend, budget, seed)
+        try:
+            ctx = multiprocessing.get_context("fork")
+            # the heaviest groups first so that the workers finish together
+            order = sorted(range(len(tasks)), key=lambda i: tasks[i][0] not in ("end_to_end", "links"))
+            with ctx.Pool(min(jobs, len(tasks))) as pool:
+                got = pool.map(_pool_task, [tasks[i] for i in order], chunksize=1)
+            results = [None] * len(tasks)
+            for i, r in zip(order, got):
+                results[i] = r
+        finally:
+            _POOL_STATE = None
+    else:
+        results = [_run_task(t, graph, backend, budget, seed) for t in tasks]
+    for obs, counts in results:
         cert.extend(obs)
         cert.parameters.update(counts)
-    if links:
-        cert.extend(_links(graph, backend, budget, rng))
-    if domain:
-        cert.extend(_domain(graph, budget, rng))
+    cert.parameters["jobs"] = jobs if parallel else 1
     cert.seconds = timer.seconds
     return cert
