@@ -57,17 +57,29 @@ def time_budget(seconds: float | None):
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
+    now = time.monotonic()
+    deadline = now + seconds
+    outer = _DEADLINES[-1] if _DEADLINES else None
+    if outer is not None and outer < deadline:  # nested: never extend the enclosing budget
+        deadline = outer
 
     def _handler(signum, frame):
         raise BudgetExceeded(f"time budget of {seconds:g} s exceeded")
 
     previous = signal.signal(signal.SIGALRM, _handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    _DEADLINES.append(deadline)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-6))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _DEADLINES.pop()
         signal.signal(signal.SIGALRM, previous)
+        if _DEADLINES:  # re-arm the enclosing budget with the time it has left
+            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1] - time.monotonic(), 1e-6))
+
+
+_DEADLINES: list = []
 
 
 @dataclass
@@ -201,7 +213,7 @@ def _normal_form(P, R, gens_index, atomizer, ring_of):
     """Eliminate ι's then reduce σ powers; returns the normal form in ring R."""
     # Eliminate inverses, outermost (latest) first: q^K * sum_k P_k iota^k = sum_k P_k q^(K-k).
     for sym in reversed(atomizer.order):
-        if sym not in atomizer.inverse_of:
+        if sym not in atomizer.inverse_of or sym not in gens_index:
             continue
         i = gens_index[sym]
         K = P.degree(i)
@@ -227,7 +239,7 @@ def _normal_form(P, R, gens_index, atomizer, ring_of):
         del iota
     # Reduce radicals, outermost (latest) first: sigma^2 -> radicand.
     for sym in reversed(atomizer.order):
-        if sym not in atomizer.radicand_of:
+        if sym not in atomizer.radicand_of or sym not in gens_index:
             continue
         i = gens_index[sym]
         if P.degree(i) < 2:
