@@ -983,7 +983,7 @@ def prove(graph: BatchNormGraph, *, budget: float = DEFAULT_BUDGET, backend: str
     if domain:
         tasks.append(("domain",))
     # Small graphs are faster serially than the cost of starting processes.
-    parallel = jobs > 1 and graph.C * graph.N > 16 and "fork" in multiprocessing.get_all_start_methods()
+    parallel = jobs > 1 and graph.C * graph.N >= 64 and "fork" in multiprocessing.get_all_start_methods()
     if parallel:
         _POOL_STATE = (graph, backend, budget, seed)
         try:
