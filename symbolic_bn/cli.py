@@ -267,12 +267,17 @@ def _symbolic_check(kind, fn, shape, eps, notes):
         notes.append(f"exact {kind} check unavailable (symbolic_bn.check: {_one_line(exc)}); "
                      f"using the mpmath cross-check")
         return None
+    from .crosscheck import ImplementationError
     from .xp import UnsupportedOperation
     try:
         return getattr(check, f"check_{kind}")(fn, shape, eps)
-    except UnsupportedOperation as exc:
+    except (UnsupportedOperation, ImplementationError) as exc:
+        unsupported = isinstance(exc, UnsupportedOperation) or \
+            isinstance(exc.__cause__, UnsupportedOperation)
+        if not unsupported:
+            raise  # the implementation raised or returned something malformed: a failed check
         notes.append(f"{kind}: the symbolic namespace does not support an operation "
-                     f"({_one_line(exc)}); using the mpmath cross-check")
+                     f"({_one_line(exc.__cause__ or exc)}); using the mpmath cross-check")
         return None
 
 
@@ -288,7 +293,7 @@ def _cmd_check(args) -> int:
         raise UsageError(f"--dps must be an integer between 15 and 10000, got {args.dps}")
     eps_float = 1e-5 if eps_exact is None else float(eps_exact)
 
-    notes, certs, numeric = [], [], {}
+    notes, certs, numeric, failures = [], [], {}, []
     with Progress(args.quiet) as prog:
         need_numeric = {}
         for kind, fn, npos in (("forward", forward, 4), ("backward", backward, 5)):
@@ -303,8 +308,12 @@ def _cmd_check(args) -> int:
                 need_numeric[kind] = _drop_xp(fn)
                 continue
             prog.set(f"exact {kind} check at {args.shape}")
+            from .crosscheck import ImplementationError
             try:
                 cert = _symbolic_check(kind, fn, shape, eps_exact, notes)
+            except ImplementationError as exc:
+                failures.append(f"{kind}: {_one_line(exc)}")
+                continue
             except (ValueError, TypeError) as exc:
                 raise UsageError(f"{kind}: {_one_line(exc)}") from None
             if cert is None:
@@ -325,9 +334,10 @@ def _cmd_check(args) -> int:
                 raise UsageError(_one_line(exc)) from None
             if res is not None:
                 numeric = {"result": res}
-    ok = all(c.ok for c in certs) and (not numeric or ("result" in numeric and numeric["result"].ok))
+    ok = not failures and all(c.ok for c in certs) and \
+        (not numeric or ("result" in numeric and numeric["result"].ok))
     if args.json:
-        doc = {"ok": ok, "notes": notes, "certificates": [c.to_dict() for c in certs],
+        doc = {"ok": ok, "notes": notes, "failures": failures, "certificates": [c.to_dict() for c in certs],
                "crosscheck": (numeric["result"].to_dict() if "result" in numeric else
                               ({"ok": False, "error": numeric["error"]} if numeric else None))}
         print(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -349,6 +359,8 @@ def _cmd_check(args) -> int:
                     print(f"COUNTEREXAMPLE {name}: " + json.dumps(o.to_dict()["worst"], ensure_ascii=False))
         elif numeric:
             print(f"crosscheck FAILED: {numeric['error']}")
+        for f in failures:
+            print(f"FAILED {f}")
         print("CHECK: " + ("PASS" if ok else "FAIL"))
     return 0 if ok else 1
 

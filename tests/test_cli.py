@@ -128,10 +128,38 @@ def test_check_no_xp_uses_crosscheck():
     assert any("no xp" in n for n in doc["notes"])
 
 
-def test_check_raising_implementation_fails():
-    p = run("check", "cli_impls:backward_raises", "--numeric")
+@pytest.mark.parametrize("numeric", [False, True])
+def test_check_raising_implementation_fails(numeric):
+    p = run("check", "cli_impls:backward_raises", *(["--numeric"] if numeric else []))
     assert p.returncode == 1, p.stdout + p.stderr
     assert "Traceback" not in p.stderr and "CHECK: FAIL" in p.stdout
+    assert "this implementation is broken" in p.stdout
+
+
+def test_check_exact_path_counterexample_has_exact_inputs():
+    """With symbolic_bn.check present, a wrong backward is refuted exactly: the counterexample
+    names the entry and the rational inputs."""
+    try:
+        import symbolic_bn.check  # noqa: F401
+    except ImportError:
+        pytest.skip("symbolic_bn.check is not available")
+    p = run("check", "cli_impls:wrong_backward", "--shape", "1x2x2", "--json")
+    assert p.returncode == 1
+    doc = json.loads(p.stdout)
+    assert doc["crosscheck"] is None
+    (cert,) = doc["certificates"]
+    st = {ob["name"]: ob["status"] for ob in cert["obligations"]}
+    assert st == {"backward.dx": "failed", "backward.dgamma": "proved", "backward.dbeta": "proved"}
+    cex = next(ob["counterexample"] for ob in cert["obligations"] if ob["status"] == "failed")
+    assert "x" in cex and "grad_out" in cex
+
+
+def test_check_unsupported_operation_falls_back_to_crosscheck():
+    p = run("check", "cli_impls:backward_unsupported", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["certificates"] == [] and doc["crosscheck"]["ok"] is True
+    assert any("mpmath cross-check" in n for n in doc["notes"])
 
 
 @pytest.mark.parametrize("target,needle", [
