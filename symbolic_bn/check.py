@@ -51,8 +51,7 @@ from . import xp as X
 from .batchnorm import EPS_SYMBOL, batchnorm_channel_first, check_shape, convert_eps
 from .certificate import Certificate, Obligation
 from .crosscheck import ImplementationError
-from .decide import METHOD_ZERO, BudgetExceeded, Decision, _Atomizer, _normal_form, decide_zero, \
-    differ_exactly, time_budget
+from .decide import METHOD_ZERO, BudgetExceeded, _Atomizer, _normal_form, differ_exactly, time_budget
 
 __all__ = ["check_forward", "check_backward", "DEFAULT_BUDGET", "ImplementationError"]
 
@@ -206,20 +205,33 @@ class _Reference:
         self._bw = None
 
     def backward(self):
-        """Jᵀ·g per channel with J = sympy.diff of the reference forward (block diagonal)."""
+        """Jᵀ·g per channel with J = sympy.diff of the reference forward (block diagonal).
+
+        y_q = (x_q − μ)·s·γ + β with s = (var + ε)^(−1/2); sympy.diff is taken with s as a
+        placeholder symbol and the chain rule ∂s/∂x_p = −½ s³ ∂var/∂x_p (also by sympy.diff) is
+        applied explicitly, then s is replaced by (var + ε)^(−1/2) -- the same Jacobian as
+        differentiating the expanded expression, without SymPy re-differentiating var N² times."""
         if self._bw is None:
             C, shape = self.C, self.shape
             dx = np.empty(shape, dtype=object)
             dgamma = np.empty((C,), dtype=object)
             dbeta = np.empty((C,), dtype=object)
+            s = sympy.Dummy("s", positive=True)
             for c in range(C):
-                ys = list(self.y[c].flat)
-                gs = list(self.g[c].flat)
                 xs = list(self.x[c].flat)
-                col = [sympy.Add(*[gq * sympy.diff(yq, xp) for gq, yq in zip(gs, ys)]) for xp in xs]
+                gs = list(self.g[c].flat)
+                mu = sympy.Add(*xs) / self.N
+                ys = [(xi - mu) * s * self.gamma[c] + self.beta[c] for xi in xs]
+                rs = {s: 1 / sympy.sqrt(self.var[c] + self.eps)}
+                dys = [sympy.diff(yq, s) for yq in ys]
+                col = []
+                for xp_ in xs:
+                    ds = -sympy.Rational(1, 2) * s ** 3 * sympy.diff(self.var[c], xp_)
+                    col.append(sympy.Add(*[gq * (sympy.diff(yq, xp_) + dy * ds)
+                                           for gq, yq, dy in zip(gs, ys, dys)]).xreplace(rs))
                 dx[c] = np.array(col, dtype=object).reshape(shape[1:])
-                dgamma[c] = sympy.Add(*[gq * sympy.diff(yq, self.gamma[c]) for gq, yq in zip(gs, ys)])
-                dbeta[c] = sympy.Add(*[gq * sympy.diff(yq, self.beta[c]) for gq, yq in zip(gs, ys)])
+                dgamma[c] = sympy.Add(*[gq * sympy.diff(yq, self.gamma[c]) for gq, yq in zip(gs, ys)]).xreplace(rs)
+                dbeta[c] = sympy.Add(*[gq * sympy.diff(yq, self.beta[c]) for gq, yq in zip(gs, ys)]).xreplace(rs)
             self._bw = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
         return self._bw
 
@@ -271,28 +283,57 @@ def _denominator_ok(q, radicands):
     return P.is_ground and bool(P)
 
 
-def _decide_zero_all_gens(expr, budget=None):
-    """Stop-gap for a decide.decide_zero bug: when an ι (or σ) created during atomization cancels
-    out of the expression, decide_zero's ring lacks it and _normal_form raises KeyError.  Same
-    procedure (decide's own _Atomizer and _normal_form), with every created σ/ι in the ring."""
-    start = time.perf_counter()
+def _decide_batch(pairs, budget):
+    """decide_zero's procedure (its _Atomizer and _normal_form, see decide.py) for a batch of
+    differences sharing subexpressions: one atomizer (so equal radicands share one σ across all
+    entries), one polynomial ring, and a conversion to the ring memoized on subexpressions (SymPy's
+    own ring conversion re-expands shared subtrees such as Σ g·x̂ for every entry).  Every σ/ι
+    created goes into the ring (decide_zero omits one that cancels out of the expression and then
+    raises KeyError -- reported to the core).  Returns (decisions per pair, atomizer) or 'timeout'."""
     try:
         with time_budget(budget):
             at = _Atomizer()
-            poly_expr = at(expr)
-            gens = set(poly_expr.free_symbols) | set(at.order)
+            atomized = [(loc, at(diff)) for loc, diff in pairs]
+            gens = set(at.order)
+            for _, e in atomized:
+                gens |= e.free_symbols
             for e in list(at.radicand_of.values()) + list(at.inverse_of.values()):
                 gens |= e.free_symbols
             gens = sorted(gens, key=lambda s: (s.name, s.dummy_index if isinstance(s, sympy.Dummy) else 0))
             R, *_ = _poly_ring(gens, QQ)
-            P = _normal_form(R(poly_expr), R, {g: i for i, g in enumerate(gens)}, at, R)
-            return Decision("proved" if not P else "remainder", METHOD_ZERO,
-                            remainder=None if not P else P,
-                            radicands=list(at.radicand_of.values()),
-                            nonzero_denominators=list(at.inverse_of.values()),
-                            opaque=list(at.opaque.keys()), seconds=time.perf_counter() - start)
+            index = {g: i for i, g in enumerate(gens)}
+            memo = {}
+
+            def conv(e):
+                r = memo.get(e)
+                if r is not None:
+                    return r
+                if e.is_Symbol:
+                    r = R.gens[index[e]]
+                elif e.is_Rational:
+                    r = R(e)
+                elif e.is_Add:
+                    r = R.zero
+                    for a in e.args:
+                        r = r + conv(a)
+                elif e.is_Mul:
+                    r = R.one
+                    for a in e.args:
+                        r = r * conv(a)
+                elif e.is_Pow and e.exp.is_Integer and e.exp >= 0:
+                    r = conv(e.base) ** int(e.exp)
+                else:  # not expected after atomization; let SymPy convert it
+                    r = R(e)
+                memo[e] = r
+                return r
+
+            out = []
+            for loc, e in atomized:
+                P = _normal_form(conv(e), R, index, at, conv)
+                out.append((loc, P))
+            return out, at
     except BudgetExceeded:
-        return Decision("timeout", "time budget exceeded", seconds=time.perf_counter() - start)
+        return "timeout", None
 
 
 def _decide_entries(pairs, ref, budget, start):
@@ -300,33 +341,31 @@ def _decide_entries(pairs, ref, budget, start):
 
     Returns (status, detail): 'proved' / 'extra' (proved only under extra assumptions, listed in
     detail) / 'remainder' (some normal form nonzero; detail names the entry) / 'timeout'."""
-    extra = []
-    for loc, got, want in pairs:
-        diff = got - want
-        if diff == 0:
-            continue
-        remaining = None
-        if budget is not None:
-            remaining = budget - (time.perf_counter() - start)
-            if remaining <= 0:
-                return "timeout", f"time budget of {budget:g} s exceeded before {loc}"
-        try:
-            dec = decide_zero(diff, budget=remaining)
-        except KeyError:
-            dec = _decide_zero_all_gens(diff, budget=remaining)
-        if dec.status == "timeout":
-            return "timeout", f"time budget of {budget:g} s exceeded at {loc}"
-        if not dec.proved:
+    diffs = [(loc, got - want) for loc, got, want in pairs]
+    diffs = [(loc, d) for loc, d in diffs if d != 0]
+    if not diffs:
+        return "proved", None
+    remaining = None
+    if budget is not None:
+        remaining = budget - (time.perf_counter() - start)
+        if remaining <= 0:
+            return "timeout", f"time budget of {budget:g} s exceeded"
+    result, at = _decide_batch(diffs, remaining)
+    if result == "timeout":
+        return "timeout", f"time budget of {budget:g} s exceeded"
+    for loc, P in result:
+        if P:
             return "remainder", f"nonzero exact normal form at {loc}"
-        for u in dec.radicands:
-            if sympy.expand(u) not in ref.radicands:
-                extra.append(f"{u} > 0 (radicand at {loc})")
-        for q in dec.nonzero_denominators:
-            if not _denominator_ok(q, ref.radicands):
-                extra.append(f"{q} != 0 (denominator at {loc})")
-        if dec.opaque:
-            extra.append(f"opaque subexpressions treated as arbitrary values at {loc}: "
-                         + ", ".join(map(str, dec.opaque[:3])))
+    extra = []
+    for u in at.radicand_of.values():
+        if sympy.expand(u) not in ref.radicands:
+            extra.append(f"{u} > 0 (a radicand)")
+    for q in at.inverse_of.values():
+        if not _denominator_ok(q, ref.radicands):
+            extra.append(f"{q} != 0 (a denominator)")
+    if at.opaque:
+        extra.append("opaque subexpressions treated as arbitrary values: "
+                     + ", ".join(map(str, list(at.opaque)[:3])))
     if extra:
         return "extra", "the algebra also needs: " + "; ".join(extra[:6]) + \
             (f" (and {len(extra) - 6} more)" if len(extra) > 6 else "")
