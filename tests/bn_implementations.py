@@ -150,6 +150,8 @@ def backward_var_power(x, gamma, beta, g, eps, xp):
 
 CORRECT_BACKWARDS = [backward_closed_form, backward_staged, backward_moments, backward_division,
                      backward_var_power]
+#: exactly correct, but E[x²] − E[x]² cancels catastrophically at large means (crosscheck rejects)
+NUMERICALLY_UNSTABLE = [backward_moments, forward_moments_pow]
 CORRECT_FORWARDS = [forward_plain, forward_moments_pow, forward_clamped]
 WRONG_FORWARDS = [forward_unbiased_var, forward_eps_outside, forward_no_beta]
 
