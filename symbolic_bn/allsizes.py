@@ -46,6 +46,7 @@ Public API: :func:`prove_all_sizes`, :class:`ClosedForm`, :data:`STANDARD_CLOSED
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import itertools
 import time
@@ -62,7 +63,8 @@ __all__ = [
     "Ix", "SymbolicBackend", "ConcreteBackend", "Model", "ClosedForm", "STANDARD_CLOSED_FORM",
     "STAGES", "VJP_RULES", "JVP_RULES", "FORWARD_RULES", "RULES", "N_SYM", "C_SYM", "EPS",
     "decide_nf", "instantiate", "normalize", "sum_over", "prove_all_sizes", "backprop", "jvp",
-    "forward", "claims", "run_claim", "Claim",
+    "forward", "claims", "run_claim", "Claim", "recording", "diff", "subs_ix", "at", "delta",
+    "confirmation_grid", "concrete_symbol",
 ]
 
 N_SYM = Symbol("N", positive=True, integer=True)
@@ -104,6 +106,22 @@ class _Log:
         target = self.positive if kind == "positive" else self.nonzero
         if not any(e == expr for e in target):
             target.append(expr)
+
+
+@contextlib.contextmanager
+def recording():
+    """Record the rewrite rules fired and the domain conditions used inside the block::
+
+        with recording() as log:
+            ...
+        log.rules, log.positive, log.nonzero
+    """
+    log = _Log()
+    token = _LOG.set(log)
+    try:
+        yield log
+    finally:
+        _LOG.reset(token)
 
 
 def _rule(name: str) -> None:
@@ -349,7 +367,7 @@ def sum_over(j: Ix, expr):
             other = k if i == j else i
             rest = coeff * Mul(*[b ** e for b, e in pows if b != dj])
             _rule("delta-contract")
-            out.append(subs_ix(rest, {j: other}))
+            out.append(_contract(rest, j, other))
             continue
         dep = [(b, e) for b, e in pows if j in _free(b)]
         if not dep:
@@ -361,6 +379,26 @@ def sum_over(j: Ix, expr):
         _rule("sum-linear")
         out.append(coeff * indep * _sum_atom(j, body))
     return normalize(Add(*out))
+
+
+def _contract(rest, j: Ix, other: Ix):
+    """Rule delta-contract: ``Σ_j δ_j,other · rest(j) = rest(other)``."""
+    return subs_ix(rest, {j: other})
+
+
+def _deriv_atom(idx2: tuple, idx: tuple):
+    """Rule deriv-atom: ``∂f[idx2]/∂f[idx] = Π_m δ(idx2_m, idx_m)``."""
+    return Mul(*[delta(u, v) for u, v in zip(idx2, idx)])
+
+
+def _sqrt_chain(sigma, du):
+    """Rule sqrt-chain: ``∂σ = ∂u/(2σ)`` for ``σ = sqrt(u)``, ``u > 0``."""
+    return Rational(1, 2) * sigma ** -1 * du
+
+
+def _inv_chain(iota, db):
+    """Rule inv-chain: ``∂ι = −ι²·∂b`` for ``ι = 1/b``, ``b ≠ 0``."""
+    return -(iota ** 2) * db
 
 
 def _inverse(v):
@@ -411,7 +449,7 @@ def _datom(s, a: _Atom, family, idx):
         if fam2 != family or len(idx2) != len(idx):
             return 0
         _rule("deriv-atom")
-        return Mul(*[delta(u, v) for u, v in zip(idx2, idx)])
+        return _deriv_atom(idx2, idx)
     if a.kind == "delta":
         return 0
     if a.kind == "sum":
@@ -428,14 +466,14 @@ def _datom(s, a: _Atom, family, idx):
             return 0
         _rule("sqrt-chain")
         _cond("positive", a.data[0])
-        return Rational(1, 2) * s ** -1 * du
+        return _sqrt_chain(s, du)
     if a.kind == "inv":
         db = diff(a.data[0], family, *idx)
         if db == 0:
             return 0
         _rule("inv-chain")
         _cond("nonzero", a.data[0])
-        return -(s ** 2) * db
+        return _inv_chain(s, db)
     raise AssertionError(a.kind)  # pragma: no cover
 
 
@@ -1257,6 +1295,12 @@ def _scalar_obligations() -> list[Obligation]:
          "For every real z: d/dz (z + ε) = 1, TorchLean's declared f' of nodeVarEps",
          lambda: (sympy.diff(w + e, w) - 1,), [], "elemwiseFderiv (f := z+ε)"),
     ]
+    methods = {
+        "rule_sqrtClamp_derivative": "sympy.diff of sqrt(Max(z, 0)) for a positive symbol z (Max(z, 0) "
+                                     "evaluates to z) and decide_zero of both differences",
+        "rule_inv_derivative": "sympy.diff of 1/w and decide_zero of the difference",
+        "rule_addEps_derivative": "sympy.diff of w + ε and decide_zero of the difference",
+    }
     for name, statement, build, assumptions, lean in facts:
         start = time.perf_counter()
         diffs = build()
@@ -1264,8 +1308,7 @@ def _scalar_obligations() -> list[Obligation]:
         ok = all(d.proved for d in decisions)
         out.append(Obligation(
             name=name, statement=statement, status="proved" if ok else "undecided",
-            method="sympy.diff (exact symbolic differentiation; Max(z,0) evaluates to z for a "
-                   "positive symbol) and decide_zero of the difference; no simplify()",
+            method=methods[name] + " (exact symbolic differentiation; no simplify())",
             assumptions=assumptions, lean_name=lean, seconds=time.perf_counter() - start,
             group="scalar rules", detail=None if ok else "not decided"))
     return out
