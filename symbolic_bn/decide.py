@@ -375,7 +375,7 @@ def sign_exactly(x, max_prec: int = 4096) -> int | None:
     """Sign (-1, 0, 1) of an exact number, or None if it could not be determined."""
     x = x if isinstance(x, sympy.Basic) else to_exact(x, name="x")
     if x.is_Rational:
-        return (x > 0) - (x < 0)
+        return int(bool(x > 0)) - int(bool(x < 0))
     prec = 64
     while prec <= max_prec:
         old = mpmath.iv.prec

@@ -52,6 +52,8 @@ def test_differ_exactly_and_sign():
     assert differ_exactly(sympy.sqrt(2) * sympy.sqrt(3), sympy.sqrt(6)) is False
     assert sign_exactly(sympy.sqrt(2) - sympy.Rational(3, 2)) == -1
     assert sign_exactly(sympy.sqrt(10 ** 12 + 1) - 10 ** 6) == 1
+    assert [sign_exactly(sympy.Integer(v)) for v in (-4, 0, 3)] == [-1, 0, 1]
+    assert sign_exactly(sympy.Rational(-1, 3)) == -1
 
 
 def test_to_exact_conversions():
