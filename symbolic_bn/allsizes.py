@@ -1337,7 +1337,7 @@ def _bn_cover(kind, expr):
 
 def _generic_cover(kind, expr):
     if expr.is_Symbol and _kind(expr) == "at" and _ATOMS[expr].data[0] == "z":
-        return "z_c > 0 for every channel c" if kind == "positive" else "z_c ≠ 0 for every c"
+        return "z_c > 0 for every channel c" if kind == "positive" else "z_c ≠ 0 for every channel c"
     if kind == "nonzero" and _kind(expr) == "sqrt":
         return "z_c > 0 for every channel c"
     return None

@@ -1,0 +1,736 @@
+"""Tests for symbolic_bn.allsizes: proofs for symbolic N = H·W and symbolic C.
+
+Every rewrite rule has its own test (the rule at symbolic N, instantiated at N = 1..6, must agree
+exactly with the concrete expansion of the same sum), wrong rules are shown to be caught, wrong
+closed forms / VJP rules are refuted with re-evaluated exact counterexamples, and the certificate
+is checked for what it claims.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import pathlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sympy import Integer, Rational
+
+from symbolic_bn import allsizes as A
+from symbolic_bn.allsizes import (ConcreteBackend, Ix, STANDARD_CLOSED_FORM, SymbolicBackend,
+                                  decide_nf, instantiate, normalize, recording)
+from symbolic_bn.decide import decide_zero, differ_exactly
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+# indices used by the tests (names are global: one range per name)
+c, c2 = Ix("c", "C"), Ix("c2", "C")
+p, q, k, i = Ix("p"), Ix("q"), Ix("k"), Ix("i")
+
+
+@pytest.fixture(scope="module")
+def cert():
+    return A.prove_all_sizes()
+
+
+def check_against_concrete(build, free, sizes=range(1, 7), channels=(1,)):
+    """``build(be, idx)`` symbolically (normal form), then at every N in ``sizes`` and every
+    assignment of the free indices: instantiated normal form == concrete expansion (decide_zero).
+    Returns (normal form, rule log, list of disagreements)."""
+    be = SymbolicBackend()
+    idx = {name: Ix(name, rng) for name, rng in free}
+    with recording() as log:
+        nf = normalize(build(be, idx))
+    bad = []
+    for C in channels:
+        for n in sizes:
+            cb = ConcreteBackend(n, C)
+            ranges = [range(n) if rng == "N" else range(C) for _, rng in free]
+            for values in itertools.product(*ranges):
+                a = dict(zip([name for name, _ in free], values))
+                conc = build(cb, a)
+                inst = instantiate(nf, n, C, {idx[name]: v for name, v in a.items()})
+                if not decide_zero(inst - conc).proved:
+                    bad.append((n, C, a))
+    return nf, log, bad
+
+
+# ---------------------------------------------------------------------------------------------
+# The certificate
+
+
+EXPECTED = {
+    "rule_sqrtClamp_derivative", "rule_inv_derivative", "rule_addEps_derivative",
+    "lemma_centered_sum_zero", "deriv_mean_x", "deriv_centered_x", "deriv_var_x", "deriv_std_x",
+    "deriv_normalized_x", "deriv_y_x", "deriv_y_gamma", "deriv_y_beta", "deriv_stats_params_zero",
+    "vjp_reshape", "vjp_rowMean", "vjp_broadcastRow", "vjp_sub_a", "vjp_sub_b", "vjp_mul_a",
+    "vjp_mul_b", "vjp_mul_same", "vjp_addEps", "vjp_sqrtClamp", "vjp_inv", "vjp_add_a",
+    "vjp_add_b", "forward_graph_equals_spec", "backprop_dx_closed_form",
+    "backprop_dgamma_closed_form", "backprop_dbeta_closed_form", "adjoint_dx_closed_form",
+    "adjoint_dgamma_closed_form", "adjoint_dbeta_closed_form", "jvp_closed_form",
+    "jvp_stagewise_closed_form", "dot_product_identity", "channel_block_reshape",
+    "channel_block_rowMean", "channel_block_broadcastRow", "channel_block_sub_a",
+    "channel_block_sub_b", "channel_block_mul_a", "channel_block_mul_b", "channel_block_mul_same",
+    "channel_block_addEps", "channel_block_sqrtClamp", "channel_block_inv", "channel_block_add_a",
+    "channel_block_add_b", "channel_block_graph_x", "channel_block_graph_gamma",
+    "channel_block_graph_beta", "all_channels_adjoint_x", "all_channels_adjoint_gamma",
+    "all_channels_adjoint_beta", "all_channels_dot_product",
+}
+
+
+def test_certificate_proves_everything(cert):
+    assert cert.ok, [(ob.name, ob.status, ob.detail) for ob in cert if not ob.proved]
+    assert "all sizes" in cert.subject
+    assert {ob.name for ob in cert} == EXPECTED
+    assert cert.counts() == {"proved": len(EXPECTED), "failed": 0, "undecided": 0}
+    json.loads(cert.to_json())  # serializable
+
+
+def test_statements_name_the_symbolic_sizes(cert):
+    for ob in cert:
+        if ob.group == "scalar rules":
+            continue
+        assert "N ≥ 1" in ob.statement or "N = H·W" in " ".join(ob.assumptions), ob.name
+        assert any("N = H·W ≥ 1" in a for a in ob.assumptions), ob.name
+        if ob.group in ("channel independence", "stage VJP = Jᵀδ"):
+            assert "C" in ob.statement and any(a.startswith("C ≥ 1") for a in ob.assumptions)
+
+
+def test_domain_assumptions_are_stated_where_sqrt_and_inv_are_used(cert):
+    domain = A._DOMAIN
+    for name in ("deriv_std_x", "deriv_y_x", "backprop_dx_closed_form", "jvp_closed_form",
+                 "dot_product_identity", "all_channels_dot_product", "channel_block_graph_x"):
+        assert domain in cert[name].assumptions, name
+    for name in ("lemma_centered_sum_zero", "deriv_mean_x", "deriv_var_x"):
+        assert domain not in cert[name].assumptions, name  # no sqrt involved
+    assert "z_c > 0 for every channel c" in cert["vjp_sqrtClamp"].assumptions
+    assert "z_c ≠ 0 for every channel c" in cert["vjp_inv"].assumptions
+    for ob in cert:
+        assert len(ob.assumptions) == len(set(ob.assumptions)), ob.name
+
+
+def test_methods_list_known_rules_and_concrete_confirmation(cert):
+    used = set()
+    for ob in cert:
+        if ob.group == "scalar rules":
+            assert "sympy.diff" in ob.method
+            continue
+        listed = ob.method.split("rewrite rules used: ")[1].split(";")[0].split(", ")
+        assert set(listed) <= set(A.RULES), (ob.name, listed)
+        used |= set(listed)
+        assert "N=1,2,3,4,5,6" in ob.method, ob.name
+        assert "simplify" not in ob.method
+    # every index rule of the rule table is used by some proof (the decision relations σ² = u,
+    # σ·σ⁻¹ = 1, b·ι = 1 turn out not to be needed for the BN claims), and every rule has a test
+    assert used == set(A.RULES) - {"iota-inverse", "sigma-square", "sigma-inverse"}
+    assert set(A.RULES) == TESTED_RULES
+
+
+def test_channel_level_claims_are_confirmed_with_two_channels(cert):
+    for ob in cert:
+        if ob.group in ("channel independence", "stage VJP = Jᵀδ"):
+            assert "C=2, N=1,2,3" in ob.method, ob.name
+    grid = A.confirmation_grid(next(cl for cl in A.claims() if cl.name == "vjp_mul_same"),
+                               range(1, 7))
+    assert (2, 3) in grid and (1, 6) in grid and (2, 4) not in grid
+
+
+# ---------------------------------------------------------------------------------------------
+# One test per rewrite rule (symbolic result, rule fired, agreement with the concrete expansion)
+
+TESTED_RULES = {
+    "sum-linear", "sum-const", "delta-contract", "delta-refl", "delta-subst", "bound-rename",
+    "N-inverse", "deriv-atom", "deriv-sum", "deriv-poly", "sqrt-chain", "inv-chain",
+    "sigma-square", "sigma-inverse", "iota-inverse",
+}
+
+
+@SETTINGS
+@given(a=st.fractions(min_value=-5, max_value=5, max_denominator=4),
+       b=st.fractions(min_value=-5, max_value=5, max_denominator=4))
+def test_rule_sum_linear(a, b):
+    a, b = Rational(a.numerator, a.denominator), Rational(b.numerator, b.denominator)
+
+    def build(be, ix):
+        return be.sum("N", lambda j: a * be.at("x", ix["c"], j)
+                      + b * be.at("g", ix["c"], j) * be.at("x", ix["c"], j))
+    nf, log, bad = check_against_concrete(build, (("c", "C"),), sizes=range(1, 5))
+    assert not bad
+    sx = A.sum_over(k, A.at("x", c, k))
+    sgx = A.sum_over(k, A.at("g", c, k) * A.at("x", c, k))
+    assert nf == sympy.expand(a * sx + b * sgx)
+    if a != 0 or b != 0:
+        assert "sum-linear" in log.rules
+
+
+def test_rule_sum_const():
+    nf, log, bad = check_against_concrete(
+        lambda be, ix: be.sum("N", lambda j: be.at("gamma", ix["c"]) * 3), (("c", "C"),))
+    assert not bad and "sum-const" in log.rules
+    assert nf == 3 * A.N_SYM * A.at("gamma", c)
+    nf_c, log_c, bad_c = check_against_concrete(
+        lambda be, ix: be.sum("C", lambda j: be.at("x", ix["c"], ix["q"])),
+        (("c", "C"), ("q", "N")), sizes=(1, 2), channels=(1, 2, 3))
+    assert not bad_c and nf_c == A.C_SYM * A.at("x", c, q)
+
+
+def test_rule_delta_contract():
+    nf, log, bad = check_against_concrete(
+        lambda be, ix: be.sum("N", lambda j: be.delta(j, ix["k"]) * be.at("x", ix["c"], j) ** 2),
+        (("c", "C"), ("k", "N")))
+    assert not bad and "delta-contract" in log.rules
+    assert nf == A.at("x", c, k) ** 2
+    # over a channel index
+    nf2, log2, bad2 = check_against_concrete(
+        lambda be, ix: be.sum("C", lambda j: be.delta(j, ix["c2"]) * be.at("gamma", j)),
+        (("c2", "C"),), sizes=(1, 2), channels=(1, 2, 3))
+    assert not bad2 and nf2 == A.at("gamma", c2)
+
+
+def test_rule_delta_refl():
+    with recording() as log:
+        assert A.delta(k, k) == 1
+    assert "delta-refl" in log.rules
+    nf, _, bad = check_against_concrete(
+        lambda be, ix: be.delta(ix["k"], ix["k"]) * be.at("x", ix["c"], ix["k"]),
+        (("c", "C"), ("k", "N")))
+    assert not bad and nf == A.at("x", c, k)
+
+
+def test_rule_delta_subst():
+    # δ_ik·x_k → δ_ik·x_i (i < k by name), δ² → δ
+    nf, log, bad = check_against_concrete(
+        lambda be, ix: be.delta(ix["i"], ix["k"]) ** 2 * be.at("x", ix["c"], ix["k"])
+        - be.delta(ix["i"], ix["k"]) * be.at("x", ix["c"], ix["i"]),
+        (("c", "C"), ("i", "N"), ("k", "N")))
+    assert not bad and "delta-subst" in log.rules
+    assert nf == 0  # both monomials have the same canonical form
+    assert normalize(A.delta(i, k) * A.at("g", c, k)) == A.delta(i, k) * A.at("g", c, i)
+
+
+def test_rule_bound_rename():
+    j1, j2 = Ix("j_one"), Ix("j_two")
+    with recording() as log:
+        s1 = A.sum_over(j1, A.at("x", c, j1))
+        s2 = A.sum_over(j2, A.at("x", c, j2))
+    assert s1 == s2 and "bound-rename" in log.rules
+    # nested sums get distinct canonical depths, free channel stays free
+    nested = A.sum_over(Ix("cc", "C"), A.at("gamma", Ix("cc", "C"))
+                        * A.sum_over(j1, A.at("x", Ix("cc", "C"), j1)))
+    assert "_C1" in str(nested) and "_N0" in str(nested)
+    for n, C in ((1, 1), (2, 3), (3, 2)):
+        cb = ConcreteBackend(n, C)
+        conc = cb.sum("C", lambda a: cb.at("gamma", a) * cb.sum("N", lambda b: cb.at("x", a, b)))
+        assert decide_zero(instantiate(nested, n, C, {}) - conc).proved
+
+
+def test_rule_N_inverse():
+    with recording() as log:
+        be = SymbolicBackend()
+        assert normalize(be.N * be.Ninv) == 1
+    assert "N-inverse" in log.rules
+    nf, log2, bad = check_against_concrete(
+        lambda be, ix: be.sum("N", lambda j: be.at("x", ix["c"], j)
+                              - be.Ninv * be.sum("N", lambda m: be.at("x", ix["c"], m))),
+        (("c", "C"),))
+    assert not bad and nf == 0 and {"N-inverse", "sum-const"} <= log2.rules
+
+
+def test_rule_deriv_atom():
+    nf, log, bad = check_against_concrete(
+        lambda be, ix: be.diff(be.at("x", ix["c"], ix["p"]), "x", ix["c2"], ix["q"]),
+        (("c", "C"), ("c2", "C"), ("p", "N"), ("q", "N")), sizes=(1, 2, 3), channels=(1, 2))
+    assert not bad and "deriv-atom" in log.rules
+    assert nf == A.delta(c, c2) * A.delta(p, q)
+    assert A.diff(A.at("x", c, p), "g", c, p) == 0
+
+
+def test_rule_deriv_sum():
+    nf, log, bad = check_against_concrete(
+        lambda be, ix: be.diff(be.sum("N", lambda j: be.at("x", ix["c"], j) ** 2), "x",
+                               ix["c"], ix["q"]), (("c", "C"), ("q", "N")))
+    assert not bad and "deriv-sum" in log.rules
+    assert nf == 2 * A.at("x", c, q)
+
+
+def test_rule_deriv_poly():
+    nf, log, bad = check_against_concrete(
+        lambda be, ix: be.diff(be.at("x", ix["c"], ix["p"]) ** 2 * be.at("g", ix["c"], ix["p"]),
+                               "x", ix["c"], ix["q"]), (("c", "C"), ("p", "N"), ("q", "N")))
+    assert not bad and "deriv-poly" in log.rules
+    assert nf == 2 * A.delta(p, q) * A.at("x", c, p) * A.at("g", c, p)
+
+
+def test_rule_sqrt_chain():
+    def build(be, ix):
+        u = be.sum("N", lambda j: be.at("x", ix["c"], j) ** 2) + be.eps
+        return be.diff(be.sqrt(u), "x", ix["c"], ix["q"])
+    nf, log, bad = check_against_concrete(build, (("c", "C"), ("q", "N")))
+    assert not bad and "sqrt-chain" in log.rules
+    sigma = A.SymbolicBackend().sqrt(A.sum_over(k, A.at("x", c, k) ** 2) + A.EPS)
+    assert nf == A.at("x", c, q) * sigma ** -1
+    assert any(e == normalize(A.sum_over(k, A.at("x", c, k) ** 2) + A.EPS) for e in log.positive)
+
+
+def test_rule_inv_chain():
+    def build(be, ix):
+        b = be.sum("N", lambda j: be.at("x", ix["c"], j)) + be.at("gamma", ix["c"])
+        return be.diff(be.inv(b), "x", ix["c"], ix["q"])
+    nf, log, bad = check_against_concrete(build, (("c", "C"), ("q", "N")), sizes=range(1, 5))
+    assert not bad and "inv-chain" in log.rules and log.nonzero
+    iota = A._inv_atom(A.sum_over(k, A.at("x", c, k)) + A.at("gamma", c))
+    assert nf == -iota ** 2
+
+
+def _sigma_u():
+    u = normalize(A.sum_over(k, A.at("x", c, k) ** 2) * A.N_SYM ** -1 + A.EPS)
+    return SymbolicBackend().sqrt(u), u
+
+
+def test_rule_sigma_square_and_inverse():
+    sigma, u = _sigma_u()
+    zero, _, used = decide_nf(sigma ** 2 - u)
+    assert zero and "sigma-square" in used and "N-inverse" in used
+    zero, _, used = decide_nf(sigma ** -2 * u - 1)
+    assert zero and {"sigma-inverse", "sigma-square"} <= used
+    # not a zero: σ ≠ u in general, σ³ ≠ u (remainders, never 'zero')
+    assert not decide_nf(sigma - u)[0]
+    assert not decide_nf(sigma ** 3 - u)[0]
+
+
+def test_rule_iota_inverse():
+    b = normalize(A.sum_over(k, A.at("x", c, k)) + A.at("gamma", c))
+    iota = A._inv_atom(b)
+    zero, _, used = decide_nf(iota * b - 1)
+    assert zero and used == {"iota-inverse"}
+    assert not decide_nf(iota * b - 2)[0]
+
+
+@SETTINGS
+@given(ca=st.integers(-3, 3), cb=st.integers(-3, 3), cc=st.integers(-3, 3),
+       e=st.integers(1, 3))
+def test_decide_nf_is_sound(ca, cb, cc, e):
+    """Whenever decide_nf says zero, every concrete instantiation is zero (N = 1..4)."""
+    sigma, u = _sigma_u()
+    expr = (ca * (sigma ** (e + 1) - u * sigma ** (e - 1)) + cb * sigma ** -e
+            + cc * A.at("gamma", c) * (sigma * sigma ** -1 - 1))
+    zero, _, _ = decide_nf(expr)
+    assert zero == (cb == 0)
+    for n in range(1, 5):
+        val = instantiate(expr, n, 1, {c: 0})
+        assert decide_zero(val).proved == zero
+
+
+# property: the whole normalizer against concrete expansion on random sums
+
+_FACTORS = [
+    lambda be, ix, j: be.at("x", ix["c"], j),
+    lambda be, ix, j: be.at("g", ix["c"], j),
+    lambda be, ix, j: be.at("x", ix["c"], j) ** 2,
+    lambda be, ix, j: be.at("x", ix["c"], ix["k"]),
+    lambda be, ix, j: be.at("gamma", ix["c"]),
+    lambda be, ix, j: be.delta(j, ix["k"]),
+    lambda be, ix, j: be.delta(j, ix["q"]),
+    lambda be, ix, j: be.delta(ix["k"], ix["q"]),
+    lambda be, ix, j: be.Ninv,
+    lambda be, ix, j: be.N,
+]
+
+
+@SETTINGS
+@given(monos=st.lists(st.tuples(st.integers(-3, 3),
+                                st.lists(st.integers(0, len(_FACTORS) - 1), min_size=0,
+                                         max_size=3)), min_size=1, max_size=4),
+       differentiate=st.booleans())
+def test_normalizer_agrees_with_concrete_expansion(monos, differentiate):
+    def build(be, ix):
+        def body(j):
+            return sympy.Add(*[coef * sympy.Mul(*[_FACTORS[f](be, ix, j) for f in fs])
+                               for coef, fs in monos])
+        total = be.sum("N", body)
+        if differentiate:
+            total = be.diff(total, "x", ix["c"], ix["q"])
+        return total
+    _, _, bad = check_against_concrete(build, (("c", "C"), ("k", "N"), ("q", "N")),
+                                       sizes=range(1, 4))
+    assert not bad
+
+
+def test_instantiate_expands_named_sums():
+    s = A.sum_over(k, A.at("g", c, k) * A.at("x", c, k))
+    got = instantiate(s, 3, 1, {c: 0})
+    want = sum(A.concrete_symbol("g", (0, j)) * A.concrete_symbol("x", (0, j)) for j in range(3))
+    assert sympy.expand(got - want) == 0
+    with pytest.raises(KeyError):
+        instantiate(A.at("x", c, p), 2, 1, {c: 0})  # p unassigned
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong rules are caught
+
+
+WRONG_RULES = {
+    "sum-const": ("_size", lambda rng: (A.N_SYM if rng == "N" else A.C_SYM) - 1),
+    "delta-contract": ("_contract", lambda rest, j, other: 2 * A.subs_ix(rest, {j: other})),
+    "sqrt-chain": ("_sqrt_chain", lambda sigma, du: sigma ** -1 * du),
+    "inv-chain": ("_inv_chain", lambda iota, db: iota ** 2 * db),
+    "deriv-atom": ("_deriv_atom", lambda idx2, idx: A.delta(idx2[-1], idx[-1])),
+}
+
+_RULE_PROBES = {
+    "sum-const": (lambda be, ix: be.sum("N", lambda j: be.at("gamma", ix["c"])), (("c", "C"),),
+                  (1,)),
+    "delta-contract": (lambda be, ix: be.sum("N", lambda j: be.delta(j, ix["q"])
+                                             * be.at("x", ix["c"], j)),
+                       (("c", "C"), ("q", "N")), (1,)),
+    "sqrt-chain": (lambda be, ix: be.diff(be.sqrt(be.at("gamma", ix["c"]) ** 2 + be.eps),
+                                          "gamma", ix["c"]), (("c", "C"),), (1,)),
+    "inv-chain": (lambda be, ix: be.diff(be.inv(be.at("gamma", ix["c"]) + be.eps), "gamma",
+                                         ix["c"]), (("c", "C"),), (1,)),
+    "deriv-atom": (lambda be, ix: be.diff(be.at("x", ix["c"], ix["p"]), "x", ix["c2"], ix["p"]),
+                   (("c", "C"), ("c2", "C"), ("p", "N")), (2,)),
+}
+
+_AFFECTED = {
+    "sum-const": ["lemma_centered_sum_zero", "deriv_var_x", "backprop_dx_closed_form"],
+    "delta-contract": ["deriv_mean_x", "vjp_reshape", "adjoint_dx_closed_form"],
+    "sqrt-chain": ["deriv_std_x", "adjoint_dx_closed_form", "jvp_closed_form"],
+    "inv-chain": ["vjp_inv", "deriv_std_x"],
+    "deriv-atom": ["channel_block_rowMean", "channel_block_graph_x", "vjp_sub_a"],
+}
+
+
+@pytest.mark.parametrize("rule", sorted(WRONG_RULES))
+def test_wrong_rule_is_caught(rule, monkeypatch):
+    attr, wrong = WRONG_RULES[rule]
+    build, free, channels = _RULE_PROBES[rule]
+    # the probe agrees with the concrete expansion under the real rule ...
+    assert not check_against_concrete(build, free, sizes=(1, 2, 3), channels=channels)[2]
+    monkeypatch.setattr(A, attr, wrong)
+    # ... and the rule's own test detects the wrong one
+    assert check_against_concrete(build, free, sizes=(1, 2, 3), channels=channels)[2]
+    # ... and the prover does not certify the obligations that use it
+    cert = A.prove_all_sizes(only=_AFFECTED[rule], sizes=[1, 2, 3])
+    assert not cert.ok
+    for ob in cert:
+        if ob.status == "failed":  # refuted: the exact counterexample is reported
+            assert ob.counterexample["N"] in (1, 2, 3)
+
+
+def test_wrong_rule_making_a_false_claim_symbolically_zero_is_refuted(monkeypatch):
+    false_claim = A.Claim(
+        "sum_of_constant_is_N_minus_1", "test", "Σ_j γ_c = (N − 1)·γ_c (false)", (("c", "C"),),
+        lambda be, ix: be.sum("N", lambda j: be.at("gamma", ix["c"])),
+        lambda be, ix: (be.N - 1) * be.at("gamma", ix["c"]))
+    true_claim = A.Claim(
+        "two_constant_sums", "test", "Σ_j γ_c = Σ_k γ_c", (("c", "C"),),
+        lambda be, ix: be.sum("N", lambda j: be.at("gamma", ix["c"])),
+        lambda be, ix: be.sum("N", lambda m: be.at("gamma", ix["c"])))
+    ob = A.run_claim(false_claim, sizes=[1, 2])
+    assert ob.status == "failed" and "not zero" in ob.detail
+    monkeypatch.setattr(A, "_size", lambda rng: A.N_SYM - 1)
+    ob = A.run_claim(false_claim, sizes=[1, 2])
+    assert ob.status == "failed" and "rewrite rule is wrong" in ob.detail
+    assert ob.counterexample["lhs"] != ob.counterexample["rhs"]
+    ob = A.run_claim(true_claim, sizes=[1, 2])
+    assert ob.status == "undecided" and "disagrees with its concrete expansion" in ob.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong closed forms and VJP rules are refuted with exact counterexamples
+
+
+def _true_dx_at(n, point, c_, q_):
+    """Independent exact J_yᵀg at a point: explicit symbols, sympy.diff, then substitution."""
+    xs = [sympy.Symbol(f"x_{c_}_{j}") for j in range(n)]
+    gs = [sympy.Symbol(f"g_{c_}_{j}") for j in range(n)]
+    gam, eps = sympy.Symbol(f"gamma_{c_}"), sympy.Symbol("eps")
+    mean = sum(xs) / n
+    r = 1 / sympy.sqrt(sum((xj - mean) ** 2 for xj in xs) / n + eps)
+    ys = [gam * (xj - mean) * r for xj in xs]
+    val = sum(gs[j] * sympy.diff(ys[j], xs[q_]) for j in range(n))
+    pt = {sympy.Symbol(name): Rational(v) for name, v in point.items()}
+    missing = (val.free_symbols - set(pt))
+    pt.update({s: Integer(0) for s in missing})  # symbols absent from the counterexample cancel
+    return val.xreplace(pt)
+
+
+def _dx_n_minus_1(M, c_, q_):
+    return (M.gamma(c_) * M.r(c_) * M.Ninv
+            * ((M.N - 1) * M.g(c_, q_) - M.sum(lambda j: M.g(c_, j))
+               - M.xhat(c_, q_) * M.sum(lambda j: M.g(c_, j) * M.xhat(c_, j))))
+
+
+def _dx_over_n_minus_1(M, c_, q_):
+    return (M.gamma(c_) * M.r(c_) * M.be.inv(M.N - 1)
+            * (M.N * M.g(c_, q_) - M.sum(lambda j: M.g(c_, j))
+               - M.xhat(c_, q_) * M.sum(lambda j: M.g(c_, j) * M.xhat(c_, j))))
+
+
+def _dx_unbiased(M, c_, q_):
+    be = M.be
+    r = be.inv(be.sqrt(be.inv(M.N - 1) * M.sum(lambda j: M.centered(c_, j) ** 2) + M.eps))
+    xh = lambda j: M.centered(c_, j) * r  # noqa: E731
+    return (M.gamma(c_) * r * M.Ninv
+            * (M.N * M.g(c_, q_) - M.sum(lambda j: M.g(c_, j))
+               - xh(q_) * M.sum(lambda j: M.g(c_, j) * xh(j))))
+
+
+@pytest.mark.parametrize("wrong, min_n", [(_dx_n_minus_1, 1), (_dx_over_n_minus_1, 2),
+                                          (_dx_unbiased, 2)])
+def test_wrong_dx_closed_form_fails_with_reevaluated_counterexample(wrong, min_n):
+    cf = replace(STANDARD_CLOSED_FORM, name="wrong dx", dx=wrong)
+    cert = A.prove_all_sizes(closed_form=cf, sizes=[1, 2, 3], only=[
+        "backprop_dx_closed_form", "adjoint_dx_closed_form", "all_channels_adjoint_x",
+        "backprop_dgamma_closed_form"])
+    assert cert["backprop_dgamma_closed_form"].proved  # untouched by the wrong dx
+    for name in ("backprop_dx_closed_form", "adjoint_dx_closed_form", "all_channels_adjoint_x"):
+        ob = cert[name]
+        assert ob.status == "failed", (name, ob.detail)
+        cex = ob.counterexample
+        assert cex["N"] >= min_n and cex["H"] * cex["W"] == cex["N"]
+        ch = cex["indices"].get("c", cex["indices"].get("c2"))
+        true = _true_dx_at(cex["N"], cex["point"], ch, cex["indices"]["q"])
+        assert differ_exactly(true, sympy.sympify(cex["lhs"])) is False
+        assert differ_exactly(true, sympy.sympify(cex["rhs"])) is True
+    if wrong is not _dx_n_minus_1:
+        assert "N - 1 ≠ 0" in cert["backprop_dx_closed_form"].assumptions
+
+
+@SETTINGS
+@given(factor=st.fractions(min_value=-2, max_value=2, max_denominator=3))
+def test_scaled_dx_is_proved_only_for_factor_one(factor):
+    f = Rational(factor.numerator, factor.denominator)
+    cf = replace(STANDARD_CLOSED_FORM, name=f"{f}·dx",
+                 dx=lambda M, c_, q_: f * STANDARD_CLOSED_FORM.dx(M, c_, q_))
+    ob = A.prove_all_sizes(closed_form=cf, sizes=[1, 2], only=["backprop_dx_closed_form"])[
+        "backprop_dx_closed_form"]
+    if f == 1:
+        assert ob.proved
+    else:
+        assert ob.status == "failed" and ob.counterexample["N"] in (1, 2)
+        assert differ_exactly(sympy.sympify(ob.counterexample["lhs"]),
+                              sympy.sympify(ob.counterexample["rhs"])) is True
+
+
+def test_wrong_dgamma_dbeta_and_jvp_fail():
+    cf = replace(
+        STANDARD_CLOSED_FORM, name="wrong",
+        dgamma=lambda M, c_: M.sum(lambda j: M.g(c_, j) * M.centered(c_, j)),   # r missing
+        dbeta=lambda M, c_: M.sum(lambda j: M.g(c_, j)) * M.gamma(c_),          # γ extra
+        jvp=lambda M, c_, p_: (M.gamma(c_) * M.r(c_) * (M.t(c_, p_) - M.xhat(c_, p_) * M.Ninv
+                                                         * M.sum(lambda j: M.t(c_, j)
+                                                                 * M.xhat(c_, j)))
+                               + M.xhat(c_, p_) * M.tgamma(c_) + M.tbeta(c_)))  # mean(t) missing
+    names = ["backprop_dgamma_closed_form", "adjoint_dgamma_closed_form",
+             "backprop_dbeta_closed_form", "adjoint_dbeta_closed_form", "jvp_closed_form",
+             "jvp_stagewise_closed_form", "backprop_dx_closed_form"]
+    cert = A.prove_all_sizes(closed_form=cf, sizes=[1, 2, 3], only=names)
+    assert cert["backprop_dx_closed_form"].proved
+    for name in names[:-1]:
+        ob = cert[name]
+        assert ob.status == "failed", name
+        assert differ_exactly(sympy.sympify(ob.counterexample["lhs"]),
+                              sympy.sympify(ob.counterexample["rhs"])) is True
+
+
+@pytest.mark.parametrize("kind, rule, refuted", [
+    ("rowMean", lambda be, ins, d: (lambda c_, p_: d(c_),),                     # 1/N missing
+     ["vjp_rowMean", "backprop_dx_closed_form", "dot_product_identity"]),
+    ("mul", lambda be, ins, d: (lambda c_, p_: d(c_, p_) * ins[1](c_, p_),
+                                lambda c_, p_: Integer(0)),                     # drops δ⊙a
+     ["vjp_mul_b", "vjp_mul_same", "backprop_dx_closed_form"]),
+    ("sqrtClamp", lambda be, ins, d: (lambda c_: d(c_) * be.inv(be.sqrt(ins[0](c_))),),  # no 1/2
+     ["vjp_sqrtClamp", "backprop_dx_closed_form", "all_channels_dot_product"]),
+])
+def test_wrong_vjp_rule_fails(kind, rule, refuted):
+    cert = A.prove_all_sizes(vjp_rules={kind: rule}, sizes=[1, 2, 3],
+                             only=refuted + ["vjp_mul_a", "backprop_dbeta_closed_form"])
+    for name in refuted:
+        assert cert[name].status == "failed", name
+        assert cert[name].counterexample
+    assert cert["backprop_dbeta_closed_form"].proved  # dβ only goes through broadcastRow/add
+    if kind != "mul":
+        assert cert["vjp_mul_a"].proved
+
+
+def test_cross_channel_mixing_is_refuted():
+    """A 'rowMean over all channels' node is not channel independent: refuted at C = 2."""
+    def mixing(be):
+        return lambda c_: be.Ninv * be.sum("C", lambda d: be.sum("N", lambda j: be.at("a", d, j)))
+    claim = A.Claim(
+        "channel_block_mixing", "test", "mixing node is block diagonal (false)",
+        (("c", "C"), ("c2", "C"), ("q", "N")),
+        lambda be, ix: be.diff(mixing(be)(ix["c"]), "a", ix["c2"], ix["q"]),
+        lambda be, ix: be.delta(ix["c"], ix["c2"]) * be.diff(mixing(be)(ix["c"]), "a", ix["c"],
+                                                            ix["q"]),
+        channel_level=True)
+    ob = A.run_claim(claim, sizes=[1, 2])
+    assert ob.status == "failed"
+    cex = ob.counterexample
+    assert cex["C"] == 2 and cex["indices"]["c"] != cex["indices"]["c2"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The graph machinery itself
+
+
+def test_stage_table_matches_the_lean_graph():
+    assert [s.pos for s in A.STAGES] == list(range(3, 19))
+    assert [s.name for s in A.STAGES] == [
+        "xMat", "mean", "mean_b", "centered", "centered_sq", "var", "var_eps", "std", "inv_std",
+        "inv_std_b", "normalized", "gamma_b", "scaled", "beta_b", "yMat", "yChw"]
+    assert A.STAGES[4].inputs == ("centered", "centered")  # same-slot mul
+    assert {s.kind for s in A.STAGES} == set(A.VJP_RULES) == set(A.JVP_RULES)
+
+
+def test_symbolic_backprop_normal_forms_are_the_closed_forms():
+    be = SymbolicBackend()
+    M = A.Model(be)
+    out = A.backprop(M, {"yChw": lambda c_, p_: M.g(c_, p_)})
+    assert normalize(out["beta"](c)) == A.sum_over(k, A.at("g", c, k))
+    zero, _, _ = decide_nf(out["x"](c, q) - STANDARD_CLOSED_FORM.dx(M, c, q))
+    assert zero
+
+
+def _lead_engine():
+    try:
+        from symbolic_bn.batchnorm import batchnorm_channel_first
+    except Exception:  # pragma: no cover - the lead's engine is built in parallel
+        return None
+    return batchnorm_channel_first
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 3), (1, 3, 1)])
+def test_agrees_with_the_concrete_shape_engine(shape):
+    bn = _lead_engine()
+    if bn is None:
+        pytest.skip("symbolic_bn.batchnorm not available")
+    C, H, W = shape
+    n = H * W
+    eps = Rational(1, 10)
+    try:
+        graph = bn(C, H, W, eps=eps)
+    except Exception as exc:  # pragma: no cover
+        pytest.skip(f"engine unavailable: {exc}")
+    val = {}
+
+    def v(name, *idx):
+        s = A.concrete_symbol(name, idx)
+        val[s] = Rational(((len(name) * 7 + sum(idx) * 5 + idx[-1] * idx[0] * 3) % 11) - 5,
+                          1 + sum(idx) % 3)
+        return val[s]
+    x = np.empty((C, H, W), dtype=object)
+    g = np.empty((C, H, W), dtype=object)
+    for a in range(C):
+        for h in range(H):
+            for w in range(W):
+                x[a, h, w] = v("x", a, h * W + w)
+                g[a, h, w] = v("g", a, h * W + w)
+    gam = np.array([v("gamma", a) for a in range(C)], dtype=object)
+    bet = np.array([v("beta", a) for a in range(C)], dtype=object)
+    inputs = {"x": x, "gamma": gam, "beta": bet}
+    out = graph.backprop(inputs, {"yChw": g})
+    y = graph.evaluate(inputs)["yChw"]
+    val[A.EPS] = eps
+    be = SymbolicBackend()
+    M = A.Model(be)
+    sym = A.backprop(M, {"yChw": lambda c_, p_: M.g(c_, p_)})
+    for a in range(C):
+        env = {c: a}
+        for name, nf in (("gamma", sym["gamma"](c)), ("beta", sym["beta"](c))):
+            mine = instantiate(nf, n, C, env).xreplace(val)
+            assert differ_exactly(mine, sympy.sympify(out[name][a])) is False
+        for h in range(H):
+            for w in range(W):
+                env2 = {c: a, q: h * W + w}
+                mine = instantiate(normalize(sym["x"](c, q)), n, C, env2).xreplace(val)
+                assert differ_exactly(mine, sympy.sympify(out["x"][a, h, w])) is False
+                my_y = instantiate(normalize(M.y(c, q)), n, C, env2).xreplace(val)
+                assert differ_exactly(my_y, sympy.sympify(y[a, h, w])) is False
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+
+@pytest.mark.parametrize("kwargs, arg", [
+    ({"budget": 0}, "budget"), ({"budget": "1"}, "budget"), ({"budget": True}, "budget"),
+    ({"closed_form": "dx"}, "closed_form"), ({"vjp_rules": {"conv": None}}, "vjp_rules"),
+    ({"vjp_rules": [1]}, "vjp_rules"), ({"sizes": [0, 1]}, "sizes"), ({"sizes": []}, "sizes"),
+    ({"sizes": [1.5]}, "sizes"), ({"only": ["no_such_obligation"]}, "only"),
+])
+def test_prove_all_sizes_rejects_bad_input(kwargs, arg):
+    with pytest.raises(ValueError, match=arg):
+        A.prove_all_sizes(**kwargs)
+
+
+def test_term_language_rejects_bad_input():
+    with pytest.raises(ValueError, match="n"):
+        ConcreteBackend(0)
+    with pytest.raises(ValueError, match="channels"):
+        ConcreteBackend(2, 0)
+    with pytest.raises(ValueError, match="name"):
+        Ix("")
+    with pytest.raises(ValueError, match="rng"):
+        Ix("zz", "Q")
+    with pytest.raises(ValueError, match="name"):
+        Ix("c", "N")  # 'c' is a channel index
+    with pytest.raises(ValueError, match="delta"):
+        A.delta(p, c)
+    with pytest.raises(ValueError, match="family"):
+        A.at("1x", p)
+    with pytest.raises(ValueError, match="idx"):
+        A.at("x", 3)
+    with pytest.raises(ValueError, match="j"):
+        A.sum_over("j", A.at("x", c, p))
+    with pytest.raises(ZeroDivisionError):
+        SymbolicBackend().inv(Integer(0))
+
+
+# ---------------------------------------------------------------------------------------------
+# The proof script
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "batchnorm_all_sizes", ROOT / "proofs" / "batchnorm_all_sizes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_script_prints_obligations_and_summary(capsys):
+    rc = _script().main(["--only", "deriv_mean_x", "vjp_mul_same", "--sizes", "1,2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "[PROVED   ] deriv_mean_x" in out and "vjp_mul_same" in out
+    assert "assumptions: N = H·W ≥ 1" in out and "method:" in out
+    assert out.strip().splitlines()[-1].startswith("BatchNormChannelFirst, all sizes")
+    assert "OK -- 2 proved" in out
+
+
+def test_script_json_and_exit_codes(capsys, monkeypatch):
+    script = _script()
+    assert script.main(["--only", "vjp_reshape", "--sizes", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] and data["obligations"][0]["name"] == "vjp_reshape"
+    # a failing certificate gives exit status 1
+    wrong = replace(STANDARD_CLOSED_FORM, name="wrong", dbeta=lambda M, c_: Integer(0))
+    real = A.prove_all_sizes
+    monkeypatch.setattr(script.allsizes, "prove_all_sizes",
+                        lambda **kw: real(closed_form=wrong, **kw))
+    assert script.main(["--only", "backprop_dbeta_closed_form", "--sizes", "1,2"]) == 1
+    assert "[FAILED   ] backprop_dbeta_closed_form" in capsys.readouterr().out
+    monkeypatch.setattr(script.allsizes, "prove_all_sizes", real)
+    assert script.main(["--only", "nope"]) == 2
+    with pytest.raises(SystemExit):
+        script.main(["--sizes", "0"])
+    with pytest.raises(SystemExit):
+        script.main(["--budget", "-1"])
