@@ -92,12 +92,11 @@ Known limits (documented, not checked)
 """
 from __future__ import annotations
 
-import math
 import numbers
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import mpmath
 import numpy as np
@@ -500,6 +499,15 @@ class ExactArray(np.ndarray):
         xp = _common_namespace(list(inputs) + (list(out) if isinstance(out, tuple) else []))
         return xp._apply_ufunc(ufunc, method, inputs, kwargs)
 
+    def __setitem__(self, key, value):
+        # Values stored into the array go through the namespace's conversion (a raw 0.5 stored
+        # here would later meet SymPy as a Float).
+        xp = self.xp
+        np.ndarray.__setitem__(self.view(np.ndarray), key, xp._operand(value))
+
+    def fill(self, value):
+        self.view(np.ndarray).fill(self.xp._operand_scalar(value))
+
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         xp = self.xp
         if not xp._is_own_dtype(dtype):
@@ -530,6 +538,17 @@ class SymbolicArray(ExactArray):
         raise UnsupportedOperation(
             "float(): converting a symbolic array to a Python float would discard exactness; "
             "substitute values and use sympy's N()/evalf explicitly"
+        )
+
+    def __bool__(self):
+        if self.size != 1:
+            return np.ndarray.__bool__(self)  # NumPy's ValueError for ambiguous truth values
+        v = self.view(np.ndarray).item()
+        if isinstance(v, (bool, np.bool_, sympy.Number)) or v is sympy.true or v is sympy.false:
+            return bool(v)
+        raise UnsupportedOperation(
+            f"bool(): the truth value of the symbolic expression {v} is data-dependent "
+            "branching, which cannot be checked symbolically"
         )
 
     def __int__(self):
@@ -880,6 +899,8 @@ class _ExactNamespace:
             )
         if res is NotImplemented:
             return res
+        if isinstance(out, tuple) and all(o is None for o in out):
+            out = None
         if out is not None and out is not Ellipsis:
             target = out[0]
             np.ndarray.__setitem__(target.view(np.ndarray), Ellipsis, self._base(res))
@@ -1295,6 +1316,9 @@ class SymbolicNamespace(_ExactNamespace):
     def __repr__(self):
         return "SymbolicNamespace()"
 
+    def __reduce__(self):
+        return "symbolic"  # the module-level instance
+
     def __eq__(self, other):
         return isinstance(other, SymbolicNamespace)
 
@@ -1454,6 +1478,9 @@ class MpmathNamespace(_ExactNamespace):
 
     def __repr__(self):
         return f"MpmathNamespace(dps={self.dps})"
+
+    def __reduce__(self):
+        return (mpmath_namespace, (self.dps,))
 
     def __eq__(self, other):
         return isinstance(other, MpmathNamespace) and other.dps == self.dps

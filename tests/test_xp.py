@@ -8,7 +8,6 @@ conversion, what raises, and that mpmath precision is local to the namespace.
 """
 from __future__ import annotations
 
-import math
 import pickle
 import time
 from decimal import Decimal
@@ -555,6 +554,8 @@ UNSUPPORTED = [
     ("sum dtype", lambda: S.sum(_sym(), dtype=np.float32), "sum"),
     ("mean method dtype", lambda: _sym().mean(dtype=np.float64), "add"),
     ("float()", lambda: float(S.sum(_sym())), "float()"),
+    ("bool()", lambda: bool(S.sum(_sym())), "bool()"),
+    ("if on an entry", lambda: S.where(S.sum(_sym()) > 1, 1, 0), "greater"),
     ("finfo", lambda: S.finfo(np.float64), "xp.finfo"),
     ("random", lambda: S.random.normal(size=3), "xp.random"),
     ("linalg", lambda: S.linalg.inv(_sym()), "xp.linalg"),
@@ -780,6 +781,8 @@ def test_pickling_keeps_namespace_and_precision():
     assert m2.xp == X.mpmath_namespace(40) and [v._mpf_ for v in m2] == [v._mpf_ for v in m]
     e = pickle.loads(pickle.dumps(m[0]))
     assert type(e) is X.mpf_type(40) and abs(e * 3 - 1) < mpmath.mpf("1e-39")
+    assert pickle.loads(pickle.dumps(S)) is S
+    assert pickle.loads(pickle.dumps(X.mpmath_namespace(40))) is X.mpmath_namespace(40)
     s = pickle.loads(pickle.dumps(X.symbols_array("x", (2,))))
     assert s.xp == S and (s * 0.5)[0].atoms(sympy.Float) == set()
 
@@ -792,3 +795,23 @@ def test_plain_object_arrays_are_converted_when_mixed_in():
     assert res[0] - x[0] == sympy.Rational(1, 2) and res[1] - x[1] == sympy.Rational(1, 3)
     res = M50.asarray([1, 1]) + np.array([0.1, 0.2], dtype=np.float32)
     assert res[0]._mpf_ == (mpmath.mpf(1) + mpmath.mpf(float(np.float32(0.1))))._mpf_
+
+
+def test_stored_values_and_in_place_updates_are_converted():
+    """Storing 0.5 into an array must not leave a raw float that SymPy later turns into Float."""
+    x = X.symbols_array("x", (2, 2))
+    y = S.zeros((2, 2))
+    y[0] = 0.5
+    y[1, 1] = x[0, 0]
+    y += 1e-6
+    y *= x
+    assert isinstance(y, X.SymbolicArray)
+    assert y[0, 1] == (sympy.Rational(1, 2) + sympy.Rational(1, 10**6)) * x[0, 1]
+    assert all(e.atoms(sympy.Float) == set() for e in y.ravel())
+    y.fill(0.1)
+    assert set(y.ravel()) == {sympy.Rational(1, 10)}
+    m = X.mpmath_namespace(30).zeros(3)
+    m[1:] = [0.1, Fraction(1, 3)]
+    assert all(type(v) is X.mpf_type(30) for v in m)
+    assert m[1]._mpf_ == mpmath.mpf(0.1)._mpf_ and abs(m[2] * 3 - 1) < mpmath.mpf("1e-29")
+    assert bool(S.asarray([0])) is False and bool(S.asarray(Fraction(1, 3))) is True
