@@ -90,18 +90,43 @@ def _obligation(name, statement, status, method, *, assumptions=(), lean_name=No
 # Per-stage obligations
 
 
+class _LazyContext(dict):
+    """Symbols for the slots before a node, created on first use (most slots are never read)."""
+
+    def __init__(self, graph, slots, cond_slot, cond_kind):
+        super().__init__()
+        self.graph, self.allowed, self.cond_slot, self.cond_kind = graph, set(slots), cond_slot, cond_kind
+
+    def __missing__(self, s):
+        if s not in self.allowed:
+            raise KeyError(s)
+        extra = {}
+        if s == self.cond_slot:
+            extra = {"positive": True} if self.cond_kind == "sqrtClamp" else {"nonzero": True}
+        arr = _sym_array(s, self.graph.shapes[s], **extra)
+        self[s] = arr
+        return arr
+
+
+class _LazyTangents(dict):
+    def __init__(self, graph, slots):
+        super().__init__()
+        self.graph, self.allowed = graph, set(slots)
+
+    def __missing__(self, s):
+        if s not in self.allowed:
+            raise KeyError(s)
+        arr = _sym_array("d" + s, self.graph.shapes[s])
+        self[s] = arr
+        return arr
+
+
 def _stage_context(graph, node, condition):
     """Symbols for every slot before ``node``; the side-condition input gets its assumption."""
-    ctx = {}
     k = graph.nodes.index(node)
     slots = graph.input_names + [n.name for n in graph.nodes[:k]]
     cond_slot = node.inputs[node.condition_input] if (condition and node.condition_input is not None) else None
-    for s in slots:
-        extra = {}
-        if s == cond_slot:
-            extra = {"positive": True} if node.kind == "sqrtClamp" else {"nonzero": True}
-        ctx[s] = _sym_array(s, graph.shapes[s], **extra)
-    return ctx, slots
+    return _LazyContext(graph, slots, cond_slot, node.kind), slots
 
 
 def _rational_point(symbols, rng, positive=()):
@@ -172,7 +197,7 @@ def _stage_obligations(graph, node, budget, rng):
     timer = _Timer()
     ctx, slots = _stage_context(graph, node, condition=False)
     args = [ctx[i] for i in node.inputs]
-    d = {s: _sym_array("d" + s, graph.shapes[s]) for s in slots}
+    d = _LazyTangents(graph, slots)
     delta = _sym_array("δ" + node.name, graph.shapes[node.name])
     status, method, cex, detail = "undecided", "", None, None
     try:
@@ -207,7 +232,7 @@ def _stage_obligations(graph, node, budget, rng):
     timer = _Timer()
     ctx, slots = _stage_context(graph, node, condition=True)
     args = [ctx[i] for i in node.inputs]
-    d = {s: _sym_array("d" + s, graph.shapes[s]) for s in slots}
+    d = _LazyTangents(graph, slots)
     jac_status = tr_status = "undecided"
     jac_method = tr_method = ""
     jac_cex = tr_cex = None
@@ -218,7 +243,7 @@ def _stage_obligations(graph, node, budget, rng):
             fwd = node.forward(EXACT, *args)
             jv = node.jvp(EXACT, args, [d[i] for i in node.inputs])
             symbol_slot = {}
-            for s in slots:
+            for s in list(ctx):
                 for idx in np.ndindex(graph.shapes[s]):
                     symbol_slot[ctx[s][idx]] = (s, idx)
             # sparse Jacobian: J[i] = {context symbol: ∂fwd_i/∂symbol}
@@ -253,6 +278,7 @@ def _stage_obligations(graph, node, budget, rng):
             for slot, c in contrib.items():
                 for idx in np.ndindex(c.shape):
                     keys.add(ctx[slot][idx])
+                    symbol_slot[ctx[slot][idx]] = (slot, idx)
             for s in sorted(keys, key=str):
                 slot, idx = symbol_slot[s]
                 v = contrib[slot][idx] if slot in contrib else sympy.Integer(0)
