@@ -2,6 +2,7 @@
 counterexample, which this file re-evaluates independently (directional derivatives in one
 variable h, exact arithmetic) to confirm that it really violates the identity."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -207,7 +208,9 @@ def test_broadcast_col_node():
 def test_end_to_end_counterexample_is_exact_and_real():
     """A wrong rowMean VJP: the end-to-end counterexample is re-evaluated with sympy.diff."""
     g = BN.replace("mean", MUTANTS["rowMean: VJP missing 1/N"][1])
-    ob = prove(g)["end_to_end.backprop_eq_adjoint_fderiv"]
+    cert = prove(g)
+    json.loads(json.dumps(cert.to_dict()))  # exact counterexamples serialize (as strings)
+    ob = cert["end_to_end.backprop_eq_adjoint_fderiv"]
     assert ob.status == "failed"
     cex = ob.counterexample
     got = g.backprop(cex["inputs"], cex["seed"], __import__("symbolic_bn.algebra", fromlist=["x"]).ExactAlgebra(
