@@ -50,7 +50,7 @@ import contextlib
 import contextvars
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import sympy
@@ -315,7 +315,7 @@ def _factors(term):
     return coeff, [f.as_base_exp() for f in factors]
 
 
-def _canon_term(term, _depth=0):
+def _canon_term(term):
     """delta-subst on one monomial: δ_ik·f(k) → δ_ik·f(i) (i < k by name), δ² → δ."""
     for _ in range(64):
         coeff, pows = _factors(term)
@@ -339,7 +339,7 @@ def _canon_term(term, _depth=0):
         if not changed:
             return term
         if term.is_Add:
-            return Add(*[_canon_term(t, _depth + 1) for t in term.args])
+            return Add(*[_canon_term(t) for t in term.args])
     raise RuntimeError("delta canonicalization did not terminate")  # pragma: no cover
 
 
@@ -566,9 +566,6 @@ class SymbolicBackend:
         _rule("N-inverse")
         return N_SYM ** -1
 
-    def index(self, name: str, rng: str = "N") -> Ix:
-        return Ix(name, rng)
-
     def at(self, family, *idx):
         return at(family, *idx)
 
@@ -591,9 +588,6 @@ class SymbolicBackend:
 
     def diff(self, v, family, *idx):
         return diff(v, family, *idx)
-
-    def zero_test(self, v):
-        return decide_nf(v)[0]
 
 
 _CONCRETE: dict[Symbol, tuple] = {}
@@ -653,8 +647,6 @@ class ConcreteBackend:
             got = self._diff_cache[key] = sympy.diff(v, concrete_symbol(family, idx))
         return got
 
-    def zero_test(self, v):
-        return decide_zero(v).proved
 
 
 def instantiate(expr, n: int, channels: int, env: dict):
@@ -1195,7 +1187,7 @@ def _confirm(claim, Lnf, Rnf, idx, grid, symbolic_zero):
     return checks, None, None
 
 
-def _describe_conditions(claim, log, be):
+def _describe_conditions(claim, log):
     texts = []
     for kind, exprs in (("positive", log.positive), ("nonzero", log.nonzero)):
         for e in exprs:
@@ -1264,7 +1256,7 @@ def run_claim(claim: Claim, *, budget: float | None = 60.0, sizes=range(1, 7)) -
         if token is not None:
             _LOG.reset(token)
     assumptions = list(claim.assumptions) + [
-        t for t in _describe_conditions(claim, log, None) if t not in claim.assumptions]
+        t for t in _describe_conditions(claim, log) if t not in claim.assumptions]
     return Obligation(
         name=claim.name, statement=claim.statement, status=status, method=method,
         assumptions=assumptions, lean_name=claim.lean_name,
@@ -1274,6 +1266,9 @@ def run_claim(claim: Claim, *, budget: float | None = 60.0, sizes=range(1, 7)) -
 
 # ---------------------------------------------------------------------------------------------
 # Scalar derivative facts behind sqrt-chain and inv-chain (exact symbolic differentiation)
+
+
+SCALAR_OBLIGATIONS = ("rule_sqrtClamp_derivative", "rule_inv_derivative", "rule_addEps_derivative")
 
 
 def _scalar_obligations() -> list[Obligation]:
@@ -1337,7 +1332,8 @@ def _bn_cover(kind, expr):
 
 def _generic_cover(kind, expr):
     if expr.is_Symbol and _kind(expr) == "at" and _ATOMS[expr].data[0] == "z":
-        return "z_c > 0 for every channel c" if kind == "positive" else "z_c ≠ 0 for every channel c"
+        return ("z_c > 0 for every channel c" if kind == "positive"
+                else "z_c ≠ 0 for every channel c")
     if kind == "nonzero" and _kind(expr) == "sqrt":
         return "z_c > 0 for every channel c"
     return None
@@ -1751,16 +1747,20 @@ def prove_all_sizes(budget: float | None = 60.0, *, closed_form: ClosedForm | No
                                    "confirmed_at_N": sizes, "closed_form":
                                    (closed_form or STANDARD_CLOSED_FORM).name,
                                    "budget_per_obligation_s": budget})
-    selected = None if only is None else set(only)
+    all_claims = claims(closed_form, vjp_rules)
+    selected = None
+    if only is not None:
+        if isinstance(only, str):
+            only = [only]
+        selected = set(only)
+        unknown = selected - set(SCALAR_OBLIGATIONS) - {cl.name for cl in all_claims}
+        if unknown:
+            raise ValueError(f"only names unknown obligations: {sorted(unknown)}")
     for ob in _scalar_obligations():
         if selected is None or ob.name in selected:
             cert.add(ob)
-    for claim in claims(closed_form, vjp_rules):
+    for claim in all_claims:
         if selected is None or claim.name in selected:
             cert.add(run_claim(claim, budget=budget, sizes=sizes))
-    if selected is not None:
-        unknown = selected - {ob.name for ob in cert}
-        if unknown:
-            raise ValueError(f"only names unknown obligations: {sorted(unknown)}")
     cert.seconds = time.perf_counter() - start
     return cert
