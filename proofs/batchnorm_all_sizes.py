@@ -2,7 +2,7 @@
 
 Proves, by index-level calculus with explicit rewrite rules (``symbolic_bn/allsizes.py``), the
 per-channel identities for a symbolic spatial size N and the channel independence for a symbolic
-channel count C: the node VJP = Jᵀδ laws, the index-level derivatives, output-only backprop and
+channel count C: the node VJP = Jᵀδ and JVP = J·t laws, the index-level derivatives, output-only backprop and
 Jᵀg = the closed form of ``Spec.batchNorm2dBackward``, the closed-form JVP, the dot-product
 identity, and ∂out[c,·]/∂in[c',·] = δ_cc'·(...) for every node and for the whole graph.  Every
 parametric result is also confirmed at N = 1..6 by a concrete expansion.

@@ -1426,6 +1426,58 @@ def _stage_claims(vjp_rules) -> list[Claim]:
     return claims
 
 
+def _stage_jvp_claims(jvp_rules) -> list[Claim]:
+    """Per node kind: the JVP rule equals the index-level Jacobian applied to the tangents."""
+    claims = []
+    rules = dict(JVP_RULES, **(jvp_rules or {}))
+    for kind, (fams, out_shape, stages, lean) in _KIND_INFO.items():
+        distinct = list(dict.fromkeys(fams))
+        free = (("c", "C"),) + ((("p", "N"),) if out_shape == "CN" else ())
+
+        def out_idx(idx, out_shape=out_shape):
+            return (idx["c"], idx["p"]) if out_shape == "CN" else (idx["c"],)
+
+        def tangent(be, fam):
+            return _input_callable(be, "t" + fam) if _family_shape(fam) == "CN" else \
+                (lambda c_: be.at("t" + fam, c_))
+
+        def lhs(be, idx, kind=kind, distinct=distinct, out_idx=out_idx):
+            _, _, out, _, _ = _kind_node(be, kind)
+            value = out(*out_idx(idx))
+            total = Integer(0)
+            for fam in distinct:
+                t = tangent(be, fam)
+                if _family_shape(fam) == "CN":
+                    total += be.sum("C", lambda d: be.sum(
+                        "N", lambda j: be.diff(value, fam, d, j) * t(d, j)))
+                else:
+                    total += be.sum("C", lambda d: be.diff(value, fam, d) * t(d))
+            return total
+
+        def rhs(be, idx, kind=kind, fams=fams, out_idx=out_idx):
+            _, ins, _, _, real = _kind_node(be, kind)
+            tans = tuple(tangent(be, fam) for fam in fams)
+            return rules[real](be, ins, tans)(*out_idx(idx))
+
+        out_i = "[c,p]" if out_shape == "CN" else "[c]"
+        statement = (f"{kind}: for all C ≥ 1, N ≥ 1 and every c < C" + (", p < N" if out_shape
+                     == "CN" else "") + f": (J·t){out_i} = Σ_inputs Σ_{{c'<C}} [Σ_{{q<N}}] "
+                     f"∂out{out_i}/∂in[c',q]·t_in[c',q] ([Σ_q] for C×N inputs) equals the node's "
+                     f"JVP rule"
+                     + (" (same slot: 2·a⊙t_a)" if kind == "mul_same" else "")
+                     + f"; used by {stages}")
+        assumptions = [_SIZE_ASSUMPTION, _CHANNEL_ASSUMPTION]
+        if kind == "sqrtClamp":
+            assumptions.append("z_c > 0 for every channel c")
+        if kind == "inv":
+            assumptions.append("z_c ≠ 0 for every channel c")
+        claims.append(Claim(
+            name=f"jvp_{kind}", group="stage JVP = J·t", statement=statement, free=free,
+            lhs=lhs, rhs=rhs, lean_name=lean, stage=stages, channel_level=True,
+            assumptions=tuple(assumptions), cover=_generic_cover))
+    return claims
+
+
 def _channel_block_claims() -> list[Claim]:
     claims = []
     for kind, (fams, out_shape, stages, lean) in _KIND_INFO.items():
@@ -1545,7 +1597,7 @@ def _lemma_claims() -> list[Claim]:
     return out
 
 
-def _graph_claims(cf: ClosedForm, vjp_rules) -> list[Claim]:
+def _graph_claims(cf: ClosedForm, vjp_rules, jvp_rules=None) -> list[Claim]:
     dom = (_SIZE_ASSUMPTION, _DOMAIN)
 
     def bp(be):
@@ -1554,7 +1606,8 @@ def _graph_claims(cf: ClosedForm, vjp_rules) -> list[Claim]:
 
     def jv(be):
         M = _bn(be)
-        tan = jvp(M, {"x": lambda c, p: M.t(c, p), "gamma": M.tgamma, "beta": M.tbeta})
+        tan = jvp(M, {"x": lambda c, p: M.t(c, p), "gamma": M.tgamma, "beta": M.tbeta},
+                  jvp_rules)
         return M, tan
 
     def adjoint(be, i, fam):
@@ -1647,7 +1700,7 @@ def _dot_rhs(be, c, vjp_rules):
             + M.tbeta(c) * g["beta"](c))
 
 
-def _all_channel_claims(cf: ClosedForm, vjp_rules) -> list[Claim]:
+def _all_channel_claims(cf: ClosedForm, vjp_rules, jvp_rules=None) -> list[Claim]:
     dom = (_SIZE_ASSUMPTION, _CHANNEL_ASSUMPTION, _DOMAIN)
     G = "channel independence"
 
@@ -1698,7 +1751,8 @@ def _all_channel_claims(cf: ClosedForm, vjp_rules) -> list[Claim]:
 
     def dot_lhs(be, i):
         M = _bn(be)
-        tan = jvp(M, {"x": lambda c, p: M.t(c, p), "gamma": M.tgamma, "beta": M.tbeta})
+        tan = jvp(M, {"x": lambda c, p: M.t(c, p), "gamma": M.tgamma, "beta": M.tbeta},
+                  jvp_rules)
         return be.sum("C", lambda c: M.sum(lambda p: M.g(c, p) * tan["yChw"](c, p)))
 
     def dot_rhs(be, i):
@@ -1714,21 +1768,25 @@ def _all_channel_claims(cf: ClosedForm, vjp_rules) -> list[Claim]:
     return claims
 
 
-def claims(closed_form: ClosedForm | None = None, vjp_rules: dict | None = None) -> list[Claim]:
+def claims(closed_form: ClosedForm | None = None, vjp_rules: dict | None = None,
+           jvp_rules: dict | None = None) -> list[Claim]:
     """Every parametric claim, in certificate order."""
     cf = closed_form or STANDARD_CLOSED_FORM
-    return (_lemma_claims() + _stage_claims(vjp_rules) + _graph_claims(cf, vjp_rules)
-            + _channel_block_claims() + _all_channel_claims(cf, vjp_rules))
+    return (_lemma_claims() + _stage_claims(vjp_rules) + _stage_jvp_claims(jvp_rules)
+            + _graph_claims(cf, vjp_rules, jvp_rules)
+            + _channel_block_claims() + _all_channel_claims(cf, vjp_rules, jvp_rules))
 
 
 def prove_all_sizes(budget: float | None = 60.0, *, closed_form: ClosedForm | None = None,
-                    vjp_rules: dict | None = None, sizes=range(1, 7), only=None) -> Certificate:
+                    vjp_rules: dict | None = None, jvp_rules: dict | None = None,
+                    sizes=range(1, 7), only=None) -> Certificate:
     """Certificate "BatchNormChannelFirst, all sizes": every obligation for symbolic N = H·W
     (and symbolic C), each confirmed at N = ``sizes``.
 
     ``budget``: seconds per obligation (``None``: unbounded).  ``closed_form``: the closed form to
     check (default :data:`STANDARD_CLOSED_FORM`).  ``vjp_rules``: overrides of :data:`VJP_RULES`
-    by node kind.  ``only``: names of the obligations to run (default all).
+    by node kind, ``jvp_rules`` of :data:`JVP_RULES` (so that tests can pass wrong rules).
+    ``sizes``: the concrete N of the confirmation.  ``only``: names of the obligations to run.
     """
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
@@ -1738,6 +1796,9 @@ def prove_all_sizes(budget: float | None = 60.0, *, closed_form: ClosedForm | No
     if vjp_rules is not None:
         if not isinstance(vjp_rules, dict) or not set(vjp_rules) <= set(VJP_RULES):
             raise ValueError(f"vjp_rules must be a dict with keys among {sorted(VJP_RULES)}")
+    if jvp_rules is not None:
+        if not isinstance(jvp_rules, dict) or not set(jvp_rules) <= set(JVP_RULES):
+            raise ValueError(f"jvp_rules must be a dict with keys among {sorted(JVP_RULES)}")
     sizes = list(sizes)
     if not sizes or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
         raise ValueError(f"sizes must be a non-empty list of ints ≥ 1, got {sizes!r}")
@@ -1747,7 +1808,7 @@ def prove_all_sizes(budget: float | None = 60.0, *, closed_form: ClosedForm | No
                                    "confirmed_at_N": sizes, "closed_form":
                                    (closed_form or STANDARD_CLOSED_FORM).name,
                                    "budget_per_obligation_s": budget})
-    all_claims = claims(closed_form, vjp_rules)
+    all_claims = claims(closed_form, vjp_rules, jvp_rules)
     selected = None
     if only is not None:
         if isinstance(only, str):

@@ -81,6 +81,8 @@ EXPECTED = {
     "channel_block_add_b", "channel_block_graph_x", "channel_block_graph_gamma",
     "channel_block_graph_beta", "all_channels_adjoint_x", "all_channels_adjoint_gamma",
     "all_channels_adjoint_beta", "all_channels_dot_product",
+    "jvp_reshape", "jvp_rowMean", "jvp_broadcastRow", "jvp_sub", "jvp_mul", "jvp_mul_same",
+    "jvp_addEps", "jvp_sqrtClamp", "jvp_inv", "jvp_add",
 }
 
 
@@ -98,7 +100,7 @@ def test_statements_name_the_symbolic_sizes(cert):
             continue
         assert "N ≥ 1" in ob.statement or "N = H·W" in " ".join(ob.assumptions), ob.name
         assert any("N = H·W ≥ 1" in a for a in ob.assumptions), ob.name
-        if ob.group in ("channel independence", "stage VJP = Jᵀδ"):
+        if ob.group in ("channel independence", "stage VJP = Jᵀδ", "stage JVP = J·t"):
             assert "C" in ob.statement and any(a.startswith("C ≥ 1") for a in ob.assumptions)
 
 
@@ -134,7 +136,7 @@ def test_methods_list_known_rules_and_concrete_confirmation(cert):
 
 def test_channel_level_claims_are_confirmed_with_two_channels(cert):
     for ob in cert:
-        if ob.group in ("channel independence", "stage VJP = Jᵀδ"):
+        if ob.group in ("channel independence", "stage VJP = Jᵀδ", "stage JVP = J·t"):
             assert "C=2, N=1,2,3" in ob.method, ob.name
     grid = A.confirmation_grid(next(cl for cl in A.claims() if cl.name == "vjp_mul_same"),
                                range(1, 7))
@@ -560,6 +562,18 @@ def test_wrong_vjp_rule_fails(kind, rule, refuted):
         assert cert["vjp_mul_a"].proved
 
 
+def test_wrong_jvp_rule_fails():
+    wrong_mul = {"mul": lambda be, ins, ds: (lambda c_, p_: ins[0](c_, p_) * ds[1](c_, p_))}
+    names = ["jvp_mul", "jvp_mul_same", "jvp_stagewise_closed_form", "dot_product_identity",
+             "all_channels_dot_product", "jvp_sub", "backprop_dx_closed_form"]
+    cert = A.prove_all_sizes(jvp_rules=wrong_mul, sizes=[1, 2, 3], only=names)
+    for name in names[:5]:
+        assert cert[name].status == "failed", name
+        cex = cert[name].counterexample
+        assert differ_exactly(sympy.sympify(cex["lhs"]), sympy.sympify(cex["rhs"])) is True
+    assert cert["jvp_sub"].proved and cert["backprop_dx_closed_form"].proved
+
+
 def test_cross_channel_mixing_is_refuted():
     """A 'rowMean over all channels' node is not channel independent: refuted at C = 2."""
     def mixing(be):
@@ -663,7 +677,8 @@ def test_agrees_with_the_concrete_shape_engine(shape):
 @pytest.mark.parametrize("kwargs, arg", [
     ({"budget": 0}, "budget"), ({"budget": "1"}, "budget"), ({"budget": True}, "budget"),
     ({"closed_form": "dx"}, "closed_form"), ({"vjp_rules": {"conv": None}}, "vjp_rules"),
-    ({"vjp_rules": [1]}, "vjp_rules"), ({"sizes": [0, 1]}, "sizes"), ({"sizes": []}, "sizes"),
+    ({"vjp_rules": [1]}, "vjp_rules"), ({"jvp_rules": {"conv": None}}, "jvp_rules"),
+    ({"sizes": [0, 1]}, "sizes"), ({"sizes": []}, "sizes"),
     ({"sizes": [1.5]}, "sizes"), ({"only": ["no_such_obligation"]}, "only"),
 ])
 def test_prove_all_sizes_rejects_bad_input(kwargs, arg):
