@@ -108,18 +108,59 @@ def _call(fn, role, args):
         raise ImplementationError(f"{label} raised {type(exc).__name__}: {exc}") from exc
 
 
+def _find(expr, cls):
+    """Subexpressions of type cls, visiting each distinct subexpression once."""
+    seen, out, stack = set(), set(), [expr]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        if isinstance(e, cls):
+            out.add(e)
+        stack.extend(e.args)
+    return out
+
+
+def _bad_atoms(expr, _seen=None):
+    """Kinds of unwanted atoms in expr ('float', 'nan', 'inf', 'imaginary'), by one walk over the
+    expression DAG that visits each distinct subexpression once (``expr.has`` re-walks shared
+    subtrees such as Σ g·x̂ in every entry)."""
+    seen = set() if _seen is None else _seen
+    found = set()
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        if e.is_Atom:
+            if isinstance(e, sympy.Float):
+                found.add("float")
+            elif e is sympy.nan:
+                found.add("nan")
+            elif e in (sympy.oo, -sympy.oo, sympy.zoo):
+                found.add("inf")
+            elif e is sympy.I:
+                found.add("imaginary")
+        else:
+            stack.extend(e.args)
+    return found
+
+
 def _entry(v, label, name, idx):
     where = f"{name}[{', '.join(map(str, idx))}]" if idx else name
     if isinstance(v, sympy.Basic):
         if not isinstance(v, sympy.Expr):
             raise ImplementationError(f"{label}: {where} is {type(v).__name__} {v}, not a number or expression")
-        if v.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+        bad = _bad_atoms(v)
+        if bad & {"nan", "inf"}:
             raise ImplementationError(f"{label}: {where} is not finite ({v})")
-        if v.has(sympy.Float):
+        if "float" in bad:
             raise ImplementationError(
                 f"{label}: {where} contains an inexact Float ({v}): the function left exact "
                 "arithmetic (e.g. math.sqrt, float(...), or a float multiplied into a bare entry)")
-        if v.has(sympy.I):
+        if "imaginary" in bad:
             raise ImplementationError(f"{label}: {where} is not real ({v})")
         return v
     if isinstance(v, (bool, np.bool_)):
@@ -200,17 +241,19 @@ class _Reference:
             inv = 1 / sympy.sqrt(var + eps)
             ys = [(xi - mu) * inv * self.gamma[c] + self.beta[c] for xi in xs]
             self.y[c] = np.array(ys, dtype=object).reshape(shape[1:])
-        self.var_expanded = [sympy.expand(v) for v in self.var]
-        self.radicands = [sympy.expand(v + eps) for v in self.var]
+        gens = list(self.x.flat) + ([eps] if isinstance(eps, sympy.Symbol) else [])
+        self.ring, *_ = _poly_ring(gens, QQ)
+        self.var_polys = [self.ring(v) for v in self.var]
+        self.radicand_polys = [self.ring(v + eps) for v in self.var]
         self._bw = None
 
     def backward(self):
         """Jᵀ·g per channel with J = sympy.diff of the reference forward (block diagonal).
 
         y_q = (x_q − μ)·s·γ + β with s = (var + ε)^(−1/2); sympy.diff is taken with s as a
-        placeholder symbol and the chain rule ∂s/∂x_p = −½ s³ ∂var/∂x_p (also by sympy.diff) is
-        applied explicitly, then s is replaced by (var + ε)^(−1/2) -- the same Jacobian as
-        differentiating the expanded expression, without SymPy re-differentiating var N² times."""
+        placeholder symbol, the chain rule ∂s/∂x_p = −½ s³ ∂var/∂x_p is applied explicitly
+        (∂var/∂x_p by exact differentiation in SymPy's polynomial ring over ℚ), then s is replaced
+        by (var + ε)^(−1/2) -- the same Jacobian as differentiating the closed form."""
         if self._bw is None:
             C, shape = self.C, self.shape
             dx = np.empty(shape, dtype=object)
@@ -224,9 +267,12 @@ class _Reference:
                 ys = [(xi - mu) * s * self.gamma[c] + self.beta[c] for xi in xs]
                 rs = {s: 1 / sympy.sqrt(self.var[c] + self.eps)}
                 dys = [sympy.diff(yq, s) for yq in ys]
+                var_poly = self.var_polys[c]
                 col = []
                 for xp_ in xs:
-                    ds = -sympy.Rational(1, 2) * s ** 3 * sympy.diff(self.var[c], xp_)
+                    # ∂var/∂x_p exactly in the polynomial ring (PolyElement.diff)
+                    dvar = var_poly.diff(self.ring(xp_)).as_expr()
+                    ds = -sympy.Rational(1, 2) * s ** 3 * dvar
                     col.append(sympy.Add(*[gq * (sympy.diff(yq, xp_) + dy * ds)
                                            for gq, yq, dy in zip(gs, ys, dys)]).xreplace(rs))
                 dx[c] = np.array(col, dtype=object).reshape(shape[1:])
@@ -235,16 +281,28 @@ class _Reference:
             self._bw = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
         return self._bw
 
+    def poly(self, expr):
+        """expr as an element of the ring of x (and ε), or None if it is not a polynomial there."""
+        try:
+            return self.ring(expr)
+        except Exception:  # noqa: BLE001 - not a polynomial in these generators
+            return None
+
+    def is_radicand(self, expr):
+        p = self.poly(expr)
+        return p is not None and p in self.radicand_polys
+
     def unclamp(self, expr):
         """Replace Max(var_c, 0) and Max(var_c + ε, 0) by their first argument (see module doc)."""
-        if not expr.has(sympy.Max):
+        maxes = _find(expr, sympy.Max)
+        if not maxes:
             return expr, False
         rep = {}
-        for m in expr.atoms(sympy.Max):
+        for m in maxes:
             args = [a for a in m.args if a != 0]
             if len(args) == 1 and len(m.args) == 2:
-                e = sympy.expand(args[0])
-                if e in self.var_expanded or e in self.radicands:
+                e = self.poly(args[0])
+                if e is not None and (e in self.var_polys or e in self.radicand_polys):
                     rep[m] = args[0]
         return (expr.xreplace(rep), True) if rep else (expr, False)
 
@@ -358,10 +416,10 @@ def _decide_entries(pairs, ref, budget, start):
             return "remainder", f"nonzero exact normal form at {loc}"
     extra = []
     for u in at.radicand_of.values():
-        if sympy.expand(u) not in ref.radicands:
+        if not ref.is_radicand(u):
             extra.append(f"{u} > 0 (a radicand)")
     for q in at.inverse_of.values():
-        if not _denominator_ok(q, ref.radicands):
+        if not _denominator_ok(q, [p.as_expr() for p in ref.radicand_polys]):
             extra.append(f"{q} != 0 (a denominator)")
     if at.opaque:
         extra.append("opaque subexpressions treated as arbitrary values: "
