@@ -30,14 +30,21 @@ reduces ``σ² → u``; a zero polynomial is a proof.  ``simplify()`` is never u
 
 Confirmation at concrete sizes
 ------------------------------
-Every parametric obligation is re-checked for ``N = 1..6`` (and ``C = 1, 2`` for the
-channel-level ones) by a *concrete* backend that runs the same statement with explicit symbols
-``x_c_0 .. x_c_{N-1}``, Python-expanded sums and ``sympy.diff``: for every assignment of the free
-indices, ``decide_zero`` must prove (i) concrete lhs = concrete rhs, and (ii) the symbolic normal
-forms of both sides, instantiated at that ``N`` (named sums expanded), equal the concrete
-expansions.  (ii) guards against a wrong rewrite rule.  A wrong statement is refuted by an exact
-counterexample at a concrete ``N`` and rational point (``differ_exactly``), re-evaluated from
-scratch before it is reported.
+Every parametric obligation is re-checked for ``N = 1..6`` with ``C = 1`` (and, for the
+channel-level ones, also ``C = 2`` with ``N = 1..3``) by a *concrete* backend that runs the same
+statement with explicit symbols ``x_c_0 .. x_c_{N-1}``, Python-expanded sums and ``sympy.diff``:
+for every assignment of the free indices, ``decide_zero`` must prove that the symbolic normal forms
+of both sides, instantiated at that ``N`` (named sums expanded), equal the concrete expansions of
+both sides (one batched ``decide_zero`` per shape, with independent multiplier symbols).  With the
+symbolic proof this gives concrete lhs = concrete rhs and it guards against a wrong rewrite rule.
+When the symbolic decision does not prove a claim, concrete lhs = rhs is decided directly and a
+wrong statement is refuted by an exact counterexample at a concrete ``N`` and rational point
+(``differ_exactly``), re-evaluated on a fresh backend before it is reported.
+
+What is *not* covered for symbolic sizes: full-context seeds (seeds on intermediate slots; the
+per-node VJP = Jᵀδ / JVP = J·t laws are proved, their composition for arbitrary seeds only at
+concrete shapes by the concrete-shape engine), the totalized behaviour at ``var_c + ε ≤ 0``, and
+``N = 0``.
 
 Public API: :func:`prove_all_sizes`, :class:`ClosedForm`, :data:`STANDARD_CLOSED_FORM`,
 :data:`VJP_RULES`, :data:`JVP_RULES`, :data:`STAGES`, :data:`RULES`, the backends
