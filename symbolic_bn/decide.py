@@ -17,7 +17,9 @@ Everything that lets a verdict say 'proved' or 'failed' goes through this module
      by ``u**(k//2)·σ**(k%2)`` until no power of ``σ`` exceeds 1.  A zero normal form is a proof
      (every step multiplies by a nonzero factor or uses a relation that holds on the domain).
 
-  A nonzero normal form is *not* a disproof (a radicand may be a perfect square, say); callers
+  Radicands and inverted denominators must themselves become polynomials in the atoms (a
+  radicand containing ``1/q`` is not reduced), so such identities may end with a nonzero
+  remainder: incomplete, never unsound.  A nonzero normal form is *not* a disproof (a radicand may be a perfect square, say); callers
   then look for an exact counterexample with :func:`differ_exactly`.  ``simplify()`` is never used.
 
 * :func:`differ_exactly` decides that two exact numbers (rationals, square roots of rationals,

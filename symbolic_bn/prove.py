@@ -37,6 +37,7 @@ from .algebra import (EXACT, AtomAlgebra, ExactAlgebra, LinearForm, available_ba
                       default_backend, is_zero)
 from .batchnorm import BatchNormGraph
 from .certificate import Certificate, Obligation
+from .nodes import _vec
 from .decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
 
 DEFAULT_BUDGET = 120.0
@@ -377,14 +378,6 @@ class _BNAtoms:
 
     def input_key_of(self, slot, idx):
         return (slot,) + tuple(int(i) for i in idx)
-
-
-def _vec(items):
-    items = list(items)
-    out = np.empty(len(items), dtype=object)
-    for i, v in enumerate(items):
-        out[i] = v
-    return out
 
 
 def _unit_seed(graph, alg, slots=None):
