@@ -201,6 +201,7 @@ def _stage_obligations(graph, node, budget, rng):
     d = _LazyTangents(graph, slots)
     delta = _sym_array("δ" + node.name, graph.shapes[node.name])
     status, method, cex, detail = "undecided", "", None, None
+    jv = None
     try:
         with time_budget(budget):
             jv = node.jvp(EXACT, args, [d[i] for i in node.inputs])
@@ -229,11 +230,14 @@ def _stage_obligations(graph, node, budget, rng):
         counterexample=cex, group="stage", stage=node.name, detail=detail,
         assumptions=["none (totalized derivatives)"] if node.side_condition else []))
 
-    # -- derivative and transpose, under the side condition
+    # -- derivative and transpose, under the side condition (without one, the unconditional
+    # context and JVP above are the same objects: reuse them)
     timer = _Timer()
-    ctx, slots = _stage_context(graph, node, condition=True)
-    args = [ctx[i] for i in node.inputs]
-    d = _LazyTangents(graph, slots)
+    reuse = jv if not cond else None
+    if cond:
+        ctx, slots = _stage_context(graph, node, condition=True)
+        args = [ctx[i] for i in node.inputs]
+        d = _LazyTangents(graph, slots)
     jac_status = tr_status = "undecided"
     jac_method = tr_method = ""
     jac_cex = tr_cex = None
@@ -242,7 +246,7 @@ def _stage_obligations(graph, node, budget, rng):
     try:
         with time_budget(budget):
             fwd = node.forward(EXACT, *args)
-            jv = node.jvp(EXACT, args, [d[i] for i in node.inputs])
+            jv = reuse if reuse is not None else node.jvp(EXACT, args, [d[i] for i in node.inputs])
             symbol_slot = {}
             for s in list(ctx):
                 for idx in np.ndindex(graph.shapes[s]):
