@@ -13,20 +13,8 @@ from symbolic_bn import numeric  # noqa: E402
 from symbolic_bn.crosscheck import FAMILIES, crosscheck, reference  # noqa: E402
 
 
-def torch_forward(x, gamma, beta, eps, xp=np):
-    with torch.no_grad():
-        y = F.instance_norm(torch.from_numpy(x)[None], weight=torch.from_numpy(gamma),
-                            bias=torch.from_numpy(beta), eps=eps)
-    return y[0].numpy()
-
-
-def torch_backward(x, gamma, beta, grad_out, eps, xp=np):
-    xt = torch.from_numpy(x)[None].requires_grad_(True)
-    w = torch.from_numpy(gamma).requires_grad_(True)
-    b = torch.from_numpy(beta).requires_grad_(True)
-    y = F.instance_norm(xt, weight=w, bias=b, eps=eps)
-    dx, dw, db = torch.autograd.grad(y, (xt, w, b), grad_outputs=torch.from_numpy(grad_out)[None])
-    return dx[0].numpy(), dw.numpy(), db.numpy()
+from symbolic_bn.torch_reference import instance_norm_backward as torch_backward  # noqa: E402
+from symbolic_bn.torch_reference import instance_norm_forward as torch_forward  # noqa: E402
 
 
 def torch_forward_default_eps(x, gamma, beta, eps, xp=np):

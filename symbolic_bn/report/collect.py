@@ -61,24 +61,9 @@ def allsizes_subject():
 
 def _torch_impls():
     import torch
-    F = torch.nn.functional
-
-    def torch_forward(x, gamma, beta, eps, xp=np):
-        with torch.no_grad():
-            y = F.instance_norm(torch.from_numpy(x)[None], weight=torch.from_numpy(gamma),
-                                bias=torch.from_numpy(beta), eps=eps)
-        return y[0].numpy()
-
-    def torch_backward(x, gamma, beta, grad_out, eps, xp=np):
-        xt = torch.from_numpy(x)[None].requires_grad_(True)
-        w = torch.from_numpy(gamma).requires_grad_(True)
-        b = torch.from_numpy(beta).requires_grad_(True)
-        y = F.instance_norm(xt, weight=w, bias=b, eps=eps)
-        dx, dw, db = torch.autograd.grad(y, (xt, w, b), grad_outputs=torch.from_numpy(grad_out)[None])
-        return dx[0].numpy(), dw.numpy(), db.numpy()
-
+    from ..torch_reference import instance_norm_backward, instance_norm_forward
     torch.manual_seed(0)
-    return torch_forward, torch_backward
+    return instance_norm_forward, instance_norm_backward
 
 
 def crosscheck_subject(use_torch: bool = True):
