@@ -37,6 +37,7 @@ from .algebra import (EXACT, AtomAlgebra, ExactAlgebra, LinearForm, available_ba
                       default_backend, is_zero)
 from .batchnorm import BatchNormGraph
 from .certificate import Certificate, Obligation
+from . import nodes as Nodes
 from .nodes import _vec
 from .decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
 
@@ -546,7 +547,11 @@ def _end_to_end(graph, backend, budget, rng):
                         bad.append((j, k))
             counts = {"jacobian_entries": nentries, "atoms": len(alg.atoms),
                       "backend": alg.backend.name}
-            if not bad:
+            extra = _extra_conditions(bn, values)
+            if not bad and extra:
+                status, method = "undecided", "formal identity, but only under extra side conditions"
+                detail = "; ".join(extra)
+            elif not bad:
                 status = "proved"
                 method = (f"formal identity per seed coefficient in the atom algebra ({alg.backend.name} "
                           f"polynomials over Q in centered coordinates m_c, u_c,p, γ, β, ε and atoms "
@@ -596,6 +601,32 @@ def _end_to_end(graph, backend, budget, rng):
     return out, counts
 
 
+def _extra_conditions(bn, values):
+    """Side conditions the atom algebra relied on beyond the theorem's domain.
+
+    Every σ must be the square root of some channel's ``var_eps`` (positive by assumption) and
+    every ι the inverse of such a σ; anything else (a mutated graph taking other roots or
+    inverses) would make a formal identity a proof only under unstated conditions."""
+    alg = bn.alg
+    domain = list(np.ravel(values["var_eps"])) if "var_eps" in values else []
+    sigmas = set()
+    extra = []
+    for atom in alg.atoms:
+        if atom.kind == "sqrt":
+            if any(is_zero(atom.argument - v) for v in domain):
+                sigmas.add(atom.index)
+            else:
+                extra.append(f"sqrt of a quantity other than var_c + ε (atom {atom.index}) needs it > 0")
+    for atom in alg.atoms:
+        if atom.kind == "inv":
+            arg_gens = alg.backend.present(atom.argument)
+            is_sigma = (len(arg_gens) == 1 and arg_gens[0] in sigmas
+                        and is_zero(atom.argument - alg.gens[arg_gens[0]]))
+            if not is_sigma:
+                extra.append(f"inverse of a quantity other than std_c (atom {atom.index}) needs it ≠ 0")
+    return extra
+
+
 def _channel_of(graph, key):
     slot = key[0]
     if slot in ("x", "gamma", "beta"):
@@ -619,8 +650,12 @@ def _end_to_end_counterexample(graph, bn, jt, rng, bad, tries=5):
         vals = _atom_values(bn, x, gamma, beta, eps_value)
         for (j, _k) in bad:
             lhs = got[j[0]][j[1:]]
-            rhs = sympy.Add(*[seed[k[0]][k[1:]] * _poly_to_exact(bn.alg, p, vals) for k, p in jt[j].items()])
-            if differ_exactly(lhs, rhs):
+            try:
+                rhs = sympy.Add(*[seed[k[0]][k[1:]] * _poly_to_exact(bn.alg, p, vals) for k, p in jt[j].items()])
+                differ = differ_exactly(lhs, rhs)
+            except (TypeError, ValueError, ZeroDivisionError):
+                continue  # not a real point of every atom (e.g. the root of a negative number)
+            if differ:
                 return {"inputs": {"x": x, "gamma": gamma, "beta": beta},
                         "eps": eps_value,
                         "seed": {s: a.tolist() for s, a in seed.items()},
@@ -708,23 +743,23 @@ def spec_forward(alg, graph, x, gamma, beta):
     return y.reshape(x.shape)
 
 
+def _link_verdict(bad, bn, values, method):
+    if bad:
+        return "remainder", method, f"first difference {bad[0]}"
+    extra = _extra_conditions(bn, values)
+    if extra:
+        return "undecided", "formal identity, but only under extra side conditions", "; ".join(extra)
+    return "proved", method, None
+
+
 def _links(graph, backend, budget, rng):
     out = []
-    C, n = graph.C, graph.N
     # variance is a sum of squares -> spec clamp is a no-op
     timer = _Timer()
     status, method, detail = "undecided", "", None
     try:
         with time_budget(budget):
-            bn = _BNAtoms(graph, backend)
-            alg = bn.alg
-            values = graph.evaluate(bn.inputs, alg)
-            x = bn.inputs["x"].reshape(C, n)
-            ok = True
-            for c in range(C):
-                mean_c = alg.sum(x[c, q] for q in range(n)) * alg.const(Fraction(1, n))
-                sos = alg.sum((x[c, p] - mean_c) * (x[c, p] - mean_c) for p in range(n)) * alg.const(Fraction(1, n))
-                ok = ok and is_zero(values["var"][c] - sos)
+            ok = _sos_holds(graph, backend)
             status = "proved" if ok else "undecided"
             method = ("exact polynomial identity var_c = (1/N)·Σ_p ℓ_p², ℓ_p = x_p − (1/N)Σ_q x_q "
                       "(a sum of squares, hence ≥ 0), so max(var_c, 0) = var_c")
@@ -769,7 +804,7 @@ def _links(graph, backend, budget, rng):
                         bad.append((name, idx, k))
         method = ("per seed coefficient, formal identity in the atom algebra (relations σ² = var + ε, "
                   "σ·ι = 1 if needed); seed g symbolic on yChw only")
-        return ("proved" if not bad else "remainder"), method, (f"first difference {bad[0]}" if bad else None)
+        return _link_verdict(bad, bn, values, method)
 
     def jvp_link():
         bn = _BNAtoms(graph, backend)
@@ -786,7 +821,7 @@ def _links(graph, backend, budget, rng):
                 if not _normal_form_zero(alg, a.terms.get(k, alg.zero) - b.terms.get(k, alg.zero)):
                     bad.append((idx, k))
         method = "per tangent coefficient, formal identity in the atom algebra; tangent (dx, dγ, dβ) symbolic"
-        return ("proved" if not bad else "remainder"), method, (f"first difference {bad[0]}" if bad else None)
+        return _link_verdict(bad, bn, values, method)
 
     def forward_link():
         bn = _BNAtoms(graph, backend)
@@ -795,8 +830,7 @@ def _links(graph, backend, budget, rng):
         y = spec_forward(alg, graph, bn.inputs["x"], bn.inputs["gamma"], bn.inputs["beta"])
         bad = [idx for idx in np.ndindex(y.shape)
                if not _normal_form_zero(alg, values["yChw"][idx] - y[idx])]
-        return ("proved" if not bad else "remainder"), "formal identity in the atom algebra", \
-            (f"first difference at {bad[0]}" if bad else None)
+        return _link_verdict(bad, bn, values, "formal identity in the atom algebra")
 
     run("link.backward_closed_form",
         "with a seed g on yChw only, backprop = Spec.batchNorm2dBackward: dx = (γ_c r_c/N)(N g − Σ_p g − "
@@ -852,34 +886,59 @@ def _link_counterexample(graph, name, rng):
 # Domain
 
 
-def _domain(graph, budget, rng):
+def _sos_holds(graph, backend):
+    """var_c (the graph's own) = (1/N)·Σ_p ℓ_p², ℓ_p = x_p − (1/N)Σ_q x_q, exactly, for every c."""
+    C, n = graph.C, graph.N
+    bn = _BNAtoms(graph, backend)
+    alg = bn.alg
+    values = graph.evaluate(bn.inputs, alg)
+    x = bn.inputs["x"].reshape(C, n)
+    for c in range(C):
+        mean_c = alg.sum(x[c, q] for q in range(n)) * alg.const(Fraction(1, n))
+        sos = alg.sum((x[c, p] - mean_c) * (x[c, p] - mean_c) for p in range(n)) * alg.const(Fraction(1, n))
+        if not is_zero(values["var"][c] - sos):
+            return False
+    return True
+
+
+def _domain(graph, budget, rng, backend=None):
     out = []
     timer = _Timer()
+    # The graph's own std and inv_std nodes, applied to a positive symbol z = var_c + ε.
+    nodes = {n.name: n for n in graph.nodes}
     z = sympy.Symbol("z", positive=True)
-    std = sympy.sqrt(sympy.Max(z, 0))
-    ok = std.is_positive is True and (sympy.Piecewise((1 / std, sympy.Ne(std, 0)), (0, True)) - 1 / std) == 0
+    ok, how = False, "the graph has no std/inv_std nodes"
+    if "std" in nodes and "inv_std" in nodes:
+        std = nodes["std"].forward(EXACT, _vec([z]))[0]
+        inv_std = nodes["inv_std"].forward(EXACT, _vec([std]))[0]
+        ok = std.is_positive is True and decide_zero(inv_std * std - 1).proved
+        how = (f"the graph's std node on a positive symbol z = var_c + ε gives {std}, positive by SymPy's "
+               f"sign rules (max(z, 0) = z, sqrt(z) > 0, exact); its inv_std node gives {inv_std}, and "
+               f"inv_std·std = 1 exactly")
     out.append(_obligation(
         "domain.std_nonzero",
         "var_c + ε > 0 implies std_c = sqrt(max(var_c + ε, 0)) ≠ 0 (so hStdNe0 follows from hVarEpsPos, "
         "and inv_std_c = 1/std_c)",
-        "proved" if ok else "undecided",
-        "sign rules on a positive symbol z = var_c + ε: max(z, 0) = z, sqrt(z) > 0 (SymPy assumptions, exact)",
+        "proved" if ok else "undecided", how,
         assumptions=[DOMAIN], lean_name="hStdNe0 (a separate hypothesis in Lean)", seconds=timer.seconds,
-        group="domain"))
+        group="domain", detail=None if ok else "could not be shown for this graph's nodes"))
 
     timer = _Timer()
     n = graph.N
     ells = sympy.symbols(f"l0:{n}", real=True)
     eps = sympy.Symbol("ε", positive=True)
     expr = sympy.Add(*[l ** 2 for l in ells]) / n + eps
-    ok = expr.is_positive is True
+    sos = _sos_holds(graph, backend)
+    ok = sos and expr.is_positive is True
     out.append(_obligation(
         "domain.eps_positive_suffices",
         "ε > 0 implies var_c + ε > 0 for every x, since var_c = (1/N)Σ_p ℓ_p² ≥ 0",
         "proved" if ok else "undecided",
-        "sum of squares (link.variance_nonnegative) plus a positive symbol is positive "
+        "the graph's var_c equals (1/N)Σ_p ℓ_p² exactly (polynomial identity, as in "
+        "link.variance_nonnegative); a sum of squares over N plus a positive symbol is positive "
         "(SymPy sign rules, exact)",
-        assumptions=["ε > 0"], lean_name=None, seconds=timer.seconds, group="domain"))
+        assumptions=["ε > 0"], lean_name=None, seconds=timer.seconds, group="domain",
+        detail=None if ok else "the graph's variance is not the sum-of-squares form"))
 
     timer = _Timer()
     out.append(_outside_domain(graph, budget, rng, timer))
@@ -897,7 +956,12 @@ def _outside_domain(graph, budget, rng, timer):
             assumptions=["ε = 0"], seconds=timer.seconds, group="domain")
     try:
         with time_budget(budget):
-            g0 = type(graph)(C, H, W, eps=0)
+            if isinstance(graph.eps, sympy.Symbol):
+                g0, alg0 = graph, ExactAlgebra({graph.eps: sympy.Integer(0)})
+            else:  # a fixed ε: the same graph with its var_eps node at ε = 0
+                node = [nd for nd in graph.nodes if nd.name == "var_eps"][0]
+                g0, alg0 = graph.replace("var_eps", Nodes.add_const(
+                    "var_eps", node.inputs[0], node.shape, sympy.Integer(0), node.lean_name)), EXACT
             x = [[[sympy.Integer(1) if c == 0 else sympy.Rational(rng.randint(-5, 5), 2)
                    for _ in range(W)] for _ in range(H)] for c in range(C)]
             gamma = [sympy.Integer(2)] + [sympy.Integer(1)] * (C - 1)
@@ -906,15 +970,15 @@ def _outside_domain(graph, budget, rng, timer):
             xt = [[[v for v in row] for row in ch] for ch in x]
             xt[0][0][0] = xt[0][0][0] + h
             xt[0][(1 // W)][1 % W] = xt[0][(1 // W)][1 % W] - h
-            y0 = g0.evaluate({"x": x, "gamma": gamma, "beta": beta})["yChw"]
-            yh = g0.evaluate({"x": xt, "gamma": gamma, "beta": beta})["yChw"]
+            y0 = g0.evaluate({"x": x, "gamma": gamma, "beta": beta}, alg0)["yChw"]
+            yh = g0.evaluate({"x": xt, "gamma": gamma, "beta": beta}, alg0)["yChw"]
             dq = (yh[0, 0, 0] - y0[0, 0, 0]) / h
             scaled = sympy.expand(dq * h)
             const = scaled.free_symbols == set() and scaled != 0
             seed = {s: np.array([[[sympy.Rational(rng.randint(-5, 5), 3) for _ in range(W)]
                                   for _ in range(H)] for _ in range(C)], dtype=object)
                     for s in ("yChw",)}
-            bp = g0.backprop({"x": x, "gamma": gamma, "beta": beta}, seed)
+            bp = g0.backprop({"x": x, "gamma": gamma, "beta": beta}, seed, alg0)
             finite = all(v.is_number and v.is_finite is True for a in bp.values() for v in np.ravel(a))
             ok = const and finite
             cex = None
@@ -956,7 +1020,7 @@ def _run_task(task, graph, backend, budget, seed):
         return _end_to_end(graph, backend, budget, rng)
     if kind == "links":
         return _links(graph, backend, budget, rng), {}
-    return _domain(graph, budget, rng), {}
+    return _domain(graph, budget, rng, backend), {}
 
 
 _POOL_STATE = None

@@ -246,3 +246,28 @@ def test_graph_level_bug_is_caught():
     cert = prove(g)
     assert cert["end_to_end.backprop_eq_adjoint_fderiv"].status == "failed"
     assert all(ob.status == "proved" for ob in cert if ob.group == "stage")
+
+
+def test_unstated_side_conditions_are_never_proved():
+    """std = sqrtClamp(var) (no ε): the chain rule still matches formally, but only where var > 0,
+    which var + ε > 0 does not imply -- so the end-to-end obligation must not be 'proved'."""
+    node = N.sqrt_clamp("std", "var", (1,), "nodeStd")
+    g = BN.replace("std", node)
+    cert = prove(g)
+    ob = cert["end_to_end.backprop_eq_adjoint_fderiv"]
+    assert ob.status in ("undecided", "failed")
+    assert ob.status == "failed" or "var_c + ε" in ob.detail
+
+
+def test_domain_obligations_look_at_the_graphs_own_nodes():
+    zero_std = _elemwise_variant(NODE["std"], f=lambda alg, z: z - z)
+    cert = prove(BN.replace("std", zero_std))
+    assert cert["domain.std_nonzero"].status != "proved"
+
+    class RowSum(N.RowMean):  # forward without 1/N: var is not the mean of squares
+        def forward(self, alg, a):
+            m, n = a.shape
+            return N._vec(alg.sum(a[i, j] for j in range(n)) for i in range(m))
+    cert = prove(BN.replace("var", RowSum("var", ("centered_sq",), (1,), "nodeVar")))
+    assert cert["link.variance_nonnegative"].status != "proved"
+    assert cert["domain.eps_positive_suffices"].status != "proved"
