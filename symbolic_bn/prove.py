@@ -183,6 +183,11 @@ def _decide_pairs(pairs, budget):
     if dec.status == "timeout":
         return "undecided", dec.method, None
     if dec.proved:
+        # clearing a denominator is only valid where it is nonzero: the context's assumptions
+        # (a side-condition symbol is positive or nonzero; σ's are positive) must say so
+        unknown = [q for q in dec.nonzero_denominators if q.is_nonzero is not True]
+        if unknown:
+            return "undecided", dec.method + f"; but needs {unknown[0]} ≠ 0, which is not assumed", dec
         return "proved", dec.method, dec
     return "remainder", dec.method, dec
 
