@@ -61,6 +61,9 @@ def test_to_exact_conversions():
     assert to_exact("3/4") == sympy.Rational(3, 4)
     assert to_exact(Fraction(1, 7)) == sympy.Rational(1, 7)
     for bad, exc, match in [(float("nan"), ValueError, "finite"), ("1+1", ValueError, "decimal or fraction"),
+                            ("1e-99999999", ValueError, "exponent at most"), ("١٥", ValueError, "ASCII"),
+                            ("1" * 101, ValueError, "at most 100"), (sympy.Float(0.5), ValueError, "inexact"),
+                            (10 ** 2000, ValueError, "too large"), ("1/0", ValueError, "decimal or fraction"),
                             ("__import__('os')", ValueError, "decimal or fraction"), (True, TypeError, "bool"),
                             ([1], TypeError, "must be")]:
         with pytest.raises(exc, match=match):
