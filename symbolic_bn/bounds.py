@@ -33,6 +33,8 @@ the box (``lo`` and ``hi`` together; ``A`` and ``c`` for :func:`affine`).
   its floats denote their exact binary float64 values.
 * A container holding any ``fractions.Fraction`` or SymPy number is *exact*; floats inside it are
   read as their shortest decimal ``repr`` (``symbolic_bn.decide.to_exact``: ``1e-5`` is 10⁻⁵).
+* SymPy ``Float`` values (or expressions containing one) are refused: their value depends on a
+  precision that rounding to a double or reading as a decimal would silently change.
 
 ``rounding='nearest'`` (default) computes in float64 with round-to-nearest when both containers
 are float containers (results: float64 arrays), and exactly otherwise (results: NumPy object
@@ -181,8 +183,12 @@ def _check_scalar(v, where: str):
                              f"it must be a number")
         if v.is_extended_real is False:
             raise ValueError(f"{where} = {v} is not real")
-        if isinstance(v, sympy.Float):
-            return to_exact(float(v), name=where)
+        if v.atoms(sympy.Float):
+            # A SymPy Float carries its own precision; rounding it to a double (or reading it as
+            # a decimal) would silently change the value, so it is refused (as decide.to_exact).
+            raise ValueError(f"{where} = {v} is an inexact SymPy Float; pass a Rational, "
+                             f"Fraction (e.g. Fraction('1.5e-5') from a decimal string) or "
+                             f"Python float")
         return v
     if isinstance(v, (complex, np.complexfloating)):
         raise ValueError(f"{where} must be a real number, got the complex number {v!r}")
@@ -268,7 +274,7 @@ def _as_array(value, name: str):
         raise ValueError(f"{name} must hold real numbers, got a complex array")
     if kind != "O":
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    flat = [_check_scalar(v, f"{name}{list(np.unravel_index(i, arr.shape))}")
+    flat = [_check_scalar(v, f"{name}{[int(k) for k in np.unravel_index(i, arr.shape)]}")
             for i, v in enumerate(arr.reshape(-1))]
     exact = any(_is_exact_scalar(v) for v in flat)
     if not exact:
@@ -412,13 +418,25 @@ def _scale_offset(p: BatchNormParams, exact: bool):
             s = compute_scale(f["gamma"], f["running_var"], f["eps"], NUMPY_OPS)
             o = compute_offset(f["gamma"], f["beta"], f["running_mean"], f["running_var"], f["eps"],
                                NUMPY_OPS)
+            # The only intermediate whose overflow can hide in a finite s and o: the denominator
+            # (max(var, 0) + eps = inf gives sqrt = inf and scale γ/inf = 0, silently wrong).
+            # Every other intermediate (γ·μ, the quotients) overflows into s or o themselves.
+            denom = NUMPY_OPS.maximum(f["running_var"], 0) + f["eps"]
+        bad = ~np.isfinite(denom)
+        if bad.any():
+            c = int(np.argwhere(bad)[0][0])
+            raise ValueError(f"float64 overflowed: max(running_var[{c}], 0) + eps is inf in "
+                             f"round-to-nearest (running_var = {p.running_var[c]}, eps = {p.eps}), "
+                             f"so scale and offset of channel {c} would be wrong; use "
+                             f"rounding='outward' or exact parameters (Fraction)")
         for name, arr in (("scale", s), ("offset", o)):
             bad = ~np.isfinite(arr)
             if bad.any():
                 c = int(np.argwhere(bad)[0][0])
-                raise ValueError(f"{name} of channel {c} overflows float64 (gamma = {p.gamma[c]}, "
-                                 f"running_var = {p.running_var[c]}, eps = {p.eps}); use exact "
-                                 f"parameters (Fraction) or rounding='outward'")
+                raise ValueError(f"float64 overflowed: {name} of channel {c} overflows float64 "
+                                 f"(gamma = {p.gamma[c]}, running_var = {p.running_var[c]}, "
+                                 f"eps = {p.eps}); use rounding='outward' or exact parameters "
+                                 f"(Fraction)")
         return s, o, np.sign(s).astype(int)
     e = p._exact_values()
     C = p.dim

@@ -1,6 +1,7 @@
 """Inference BatchNorm bounds: proofs, deliberately wrong rules, TorchLean fixtures, modes, bad input."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction as F
 
 import numpy as np
@@ -478,3 +479,51 @@ def test_overflow_is_an_error_in_nearest_mode_never_a_nan_box():
     assert lo[0] == 0.0 and hi[0] == np.inf
     lo, hi = B.ibp(p, [-1.0], [1.0], rounding="outward")
     assert lo[0] == -np.inf and hi[0] == np.inf
+
+
+# ---------------------------------------------------------------------------------------------
+# Review regressions
+
+
+def test_sympy_float_is_refused_not_rounded_to_a_double():
+    """S1: a 30-digit SymPy Float used to be rounded to the double 1.0, so exact mode returned
+    hi' = 1 for hi = 1.000000000000000000001 (and an outward box could miss the image)."""
+    pe = B.BatchNormParams([0], [0], [1], [0], 1)
+    big = sympy.Float("1.000000000000000000001", 30)
+    for rounding in ("nearest", "outward"):
+        with pytest.raises(ValueError, match=r"hi\[0\] = 1\.0+1\d* is an inexact SymPy Float"):
+            B.ibp(pe, [0], [big], rounding=rounding)
+    with pytest.raises(ValueError, match=r"gamma\[0\] .* inexact SymPy Float"):
+        B.BatchNormParams([0], [0], [sympy.Float(1.5)], [0], 1)
+    with pytest.raises(ValueError, match=r"eps .* inexact SymPy Float; pass a Rational, Fraction"):
+        B.BatchNormParams([0], [0], [1], [0], sympy.Float("1e-5"))
+    with pytest.raises(ValueError, match=r"beta\[0\] .* inexact SymPy Float"):  # inside an expression
+        B.BatchNormParams([0], [0], [1], [sympy.sqrt(2) * sympy.Float("1.5")], 1)
+    with pytest.raises(ValueError, match=r"A\[1, 0\] .* inexact SymPy Float"):
+        B.affine(B.BatchNormParams([0, 0], [0, 0], [1, 1], [0, 0], 1),
+                 np.array([[F(1)], [sympy.Float(2.0)]], dtype=object), [0, 0])
+    # the same value as a Rational works and is not rounded
+    lo, hi = B.ibp(pe, [0], [sympy.Rational("1.000000000000000000001")])
+    assert hi[0] == sympy.Rational("1.000000000000000000001") and hi[0] != 1
+
+
+def test_nearest_mode_overflowing_denominator_is_an_error_and_outward_is_right():
+    """S3: max(var, 0) + eps = 1e308 + 1e308 overflowed to inf, giving scale 0 and the box [0, 0]
+    for [1, 2] (true scale 1e300/sqrt(2e308) ≈ 7.07e145)."""
+    p = B.BatchNormParams([0.], [1e308], [1e300], [0.], 1e308)
+    for call in (lambda: B.scale(p), lambda: B.offset(p), lambda: B.ibp(p, [1.], [2.]),
+                 lambda: B.deriv(p, [1.], [2.]), lambda: B.affine(p, [[1.]], [0.])):
+        with pytest.raises(ValueError, match=r"float64 overflowed: max\(running_var\[0\], 0\) \+ "
+                                             r"eps is inf.*rounding='outward' or exact"):
+            call()
+    lo, hi = B.ibp(p, [1.], [2.], rounding="outward")
+    # the exact image is [s, 2s] with s = g/sqrt(d) (binary values); checked with rationals only:
+    # for f > 0, f <= k·s  <=>  f²·d <= k²·g²
+    g, d = F(1e300), F(1e308) + F(1e308)
+    assert 0 < lo[0] <= hi[0] < np.inf
+    assert F(lo[0]) ** 2 * d <= g * g and F(hi[0]) ** 2 * d >= 4 * g * g
+    s = 1e300 / (math.sqrt(2.0) * 1e154)
+    assert abs(lo[0] / s - 1) < 1e-14 and abs(hi[0] / (2 * s) - 1) < 1e-14  # and tight
+    # exact parameters: the exact scale
+    pe = B.BatchNormParams([F(0)], [F(1e308)], [F(1e300)], [F(0)], F(1e308))
+    assert sympy.simplify(B.scale(pe)[0] - sympy.Rational(F(1e300)) / sympy.sqrt(sympy.Rational(d))) == 0
