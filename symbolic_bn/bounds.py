@@ -790,6 +790,18 @@ class _Undecided(Exception):
     pass
 
 
+# Exceptions never taken for the rule's fault: a timeout must stay a timeout.  (_Undecided is
+# also a timeout in the symbolic phase; at a single grid point it only means "skip this point".)
+_PASS_THROUGH = (BudgetExceeded, _Undecided)
+
+
+def _raised(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    if len(msg) > 300:
+        msg = msg[:300] + "…"
+    return f"the rule raised {type(exc).__name__} (evaluating it or deciding its output): {msg}"
+
+
 def _is_zero(expr, positive: set):
     """True if decide_zero proves ``expr ≡ 0`` with side conditions implied by the assumptions
     (no radicand left, every denominator a monomial in positive symbols); False if its normal
@@ -869,6 +881,8 @@ def _box_counterexample(rules, kind, case_sign, check):
             try:
                 blo, bhi, T = _eval_box_rule(rules, kind, cp, target)
                 violation = check(blo, bhi, T, cp)
+            except BudgetExceeded:
+                raise
             except Exception:  # a point where a (wrong) rule is undefined or not real: skip it
                 continue
             if violation:
@@ -923,15 +937,21 @@ def _prove_box_sound(rules, kind, case_sign, case_label):
     b = sympy.Symbol("b", nonnegative=True)
     x = lo + a
     hi = lo + a + b
-    s, o = _scale_of(rules, ch).xreplace(ch.sub), _offset_of(rules, ch).xreplace(ch.sub)
-    blo, bhi = rules[kind](s, o, lo, hi, case_sign)
-    T = target(ch, x).xreplace(ch.sub)
     lo_n, hi_n = ("lo", "hi") if kind == "ibp" else ("dlo", "dhi")
     factors = (f"({pname} − {lo_n})", f"({hi_n} − {pname})")
-    upper = _linear_certificate(sympy.sympify(bhi) - T, case_sign, g if case_sign else None,
-                                ch, lo, a, b, factors)
-    lower = _linear_certificate(T - sympy.sympify(blo), case_sign, g if case_sign else None,
-                                ch, lo, a, b, factors)
+    raised = None
+    try:
+        s, o = _scale_of(rules, ch).xreplace(ch.sub), _offset_of(rules, ch).xreplace(ch.sub)
+        blo, bhi = rules[kind](s, o, lo, hi, case_sign)
+        T = target(ch, x).xreplace(ch.sub)
+        upper = _linear_certificate(sympy.sympify(bhi) - T, case_sign, g if case_sign else None,
+                                    ch, lo, a, b, factors)
+        lower = _linear_certificate(T - sympy.sympify(blo), case_sign, g if case_sign else None,
+                                    ch, lo, a, b, factors)
+    except _PASS_THROUGH:
+        raise
+    except Exception as exc:  # the rule under test (or its output) is not usable symbolically
+        raised, upper, lower = _raised(exc), None, None
     if upper is not None and lower is not None:
         return "proved", (f"{kind}_hi − {tname} ≡ {upper};  {tname} − {kind}_lo ≡ {lower}  "
                           f"(s = γ/R with sign({case_sign:+d}), {factors[0]} ≥ 0, {factors[1]} ≥ 0)"), None
@@ -943,8 +963,11 @@ def _prove_box_sound(rules, kind, case_sign, case_label):
             return {"claim": f"value <= {kind}_hi", "violated_by": T_ - bhi_}
         return None
     ce = _box_counterexample(rules, kind, case_sign, check)
+    why = raised or "exact case analysis did not go through"
     if ce is not None:
-        return "failed", "exact case analysis did not go through; exact counterexample found", ce
+        return "failed", f"{why}; exact counterexample found", ce
+    if raised:
+        return "undecided", f"{raised}; no counterexample on the grid", None
     return "undecided", "no sign certificate and no counterexample on the grid", None
 
 
@@ -953,29 +976,48 @@ def _exact_sign_or_none(v):
 
 
 def _prove_box_exact(rules, kind, case_sign, case_label):
-    """Exactness: each output bound equals T at a corner of the input box."""
+    """Exactness: the output is a valid box (lower ≤ upper whenever lo ≤ hi) and each output bound
+    equals T at a corner of the input box.  Then every sound box contains the output box (it
+    contains T at both corners, hence the interval between them); with soundness
+    (``*_sound_*``) the output is exactly the image.  Without the validity part an inverted
+    output (e.g. IBP without the swap for γ < 0: both bounds are corner values, in the wrong
+    order) would count as exact."""
     pname, target, tname = _targets()[kind]
     g = sympy.Symbol("g", positive=True)
     ch = _Channel("", gamma=case_sign * g)
     lo = sympy.Symbol("lo", real=True)
     hi = sympy.Symbol("hi", real=True)
+    a = sympy.Symbol("a", nonnegative=True)
+    b = sympy.Symbol("b", nonnegative=True)
     positive = {ch.R, g}
-    s, o = _scale_of(rules, ch).xreplace(ch.sub), _offset_of(rules, ch).xreplace(ch.sub)
-    blo, bhi = rules[kind](s, o, lo, hi, case_sign)
-    corners = {"lo": target(ch, lo).xreplace(ch.sub), "hi": target(ch, hi).xreplace(ch.sub)}
-    found = {}
-    for which, bound in (("lower", sympy.sympify(blo)), ("upper", sympy.sympify(bhi))):
-        for cname, cval in corners.items():
-            if _is_zero(bound - cval, positive) is True:
-                found[which] = cname
-                break
-    if len(found) == 2:
-        lo_n, hi_n = ("lo", "hi") if kind == "ibp" else ("dlo", "dhi")
+    lo_n, hi_n = ("lo", "hi") if kind == "ibp" else ("dlo", "dhi")
+    found, valid, raised = {}, None, None
+    try:
+        s, o = _scale_of(rules, ch).xreplace(ch.sub), _offset_of(rules, ch).xreplace(ch.sub)
+        blo, bhi = rules[kind](s, o, lo, hi, case_sign)
+        corners = {"lo": target(ch, lo).xreplace(ch.sub), "hi": target(ch, hi).xreplace(ch.sub)}
+        for which, bound in (("lower", sympy.sympify(blo)), ("upper", sympy.sympify(bhi))):
+            for cname, cval in corners.items():
+                if _is_zero(bound - cval, positive) is True:
+                    found[which] = cname
+                    break
+        # validity: hi = lo + b with b ≥ 0 ⇒ upper − lower ≥ 0 (same certificate form as soundness)
+        vlo, vhi = rules[kind](s, o, lo, lo + b, case_sign)
+        valid = _linear_certificate(sympy.sympify(vhi) - sympy.sympify(vlo), case_sign,
+                                    g if case_sign else None, ch, lo, a, b,
+                                    ("", f"({hi_n} − {lo_n})"))
+    except _PASS_THROUGH:
+        raise
+    except Exception as exc:  # the rule under test (or its output) is not usable symbolically
+        raised = _raised(exc)
+    if len(found) == 2 and valid is not None:
         ren = {"lo": lo_n, "hi": hi_n}
         return "proved", (f"{kind}_lo ≡ T({ren[found['lower']]}), {kind}_hi ≡ T({ren[found['upper']]}) "
-                          f"where T = {tname}"), None
+                          f"where T = {tname}; {kind}_hi − {kind}_lo ≡ {valid} ≥ 0"), None
 
     def check(blo_, bhi_, T_, cp):
+        if _exact_sign_or_none(bhi_ - blo_) == -1:  # the grid boxes have lo ≤ hi
+            return {"claim": f"valid box: {kind}_lo <= {kind}_hi", "violated_by": blo_ - bhi_}
         c = _concrete_channel(cp["mean"], cp["var"], cp["gamma"], cp["beta"], cp["eps"])
         t_lo, t_hi = target(c, cp["lo"]), target(c, cp["hi"])
         for which, bound in (("lower", blo_), ("upper", bhi_)):
@@ -985,8 +1027,13 @@ def _prove_box_exact(rules, kind, case_sign, case_label):
         return None
     ce = _box_counterexample(rules, kind, case_sign, check)
     if ce is not None:
-        return "failed", "a bound is not T at either corner; exact counterexample found", ce
-    return "undecided", "no corner identity and no counterexample on the grid", None
+        why = raised or ("the output box is inverted (lower > upper)" if ce["claim"].startswith("valid")
+                         else "a bound is not T at either corner")
+        return "failed", f"{why}; exact counterexample found", ce
+    if raised:
+        return "undecided", f"{raised}; no counterexample on the grid", None
+    what = ("no corner identity" if len(found) < 2 else "no certificate that lower ≤ upper")
+    return "undecided", f"{what} and no counterexample on the grid", None
 
 
 # -- identities --------------------------------------------------------------------------------
@@ -1016,12 +1063,18 @@ def _prove_identity(builder, n_channels, extra_symbols=()):
     for ch in chans:
         sub.update(ch.sub)
     positive = {ch.R for ch in chans}
-    pairs = builder(chans, list(extra_symbols))
-    failing = []
-    for label, lhs, rhs in pairs:
-        d = (sympy.sympify(lhs) - sympy.sympify(rhs)).xreplace(sub)
-        if _is_zero(d, positive) is not True:
-            failing.append(label)
+    raised = None
+    try:
+        pairs = builder(chans, list(extra_symbols))
+        failing = []
+        for label, lhs, rhs in pairs:
+            d = (sympy.sympify(lhs) - sympy.sympify(rhs)).xreplace(sub)
+            if _is_zero(d, positive) is not True:
+                failing.append(label)
+    except _PASS_THROUGH:
+        raise
+    except Exception as exc:  # the rule under test (or its output) is not usable symbolically
+        raised, failing = _raised(exc), ["all components"]
     if not failing:
         return "proved", f"{len(pairs)} component identities, each by decide_zero", None
     for gi, grid in enumerate(_ID_GRID):
@@ -1030,6 +1083,8 @@ def _prove_identity(builder, n_channels, extra_symbols=()):
         extra = [_VEC_VALUES[(i + gi) % len(_VEC_VALUES)] for i in range(len(extra_symbols))]
         try:
             cpairs = builder(cc, extra)
+        except BudgetExceeded:
+            raise
         except Exception:  # a (wrong) rule undefined at this point: try the next one
             continue
         for label, lhs, rhs in cpairs:
@@ -1038,6 +1093,8 @@ def _prove_identity(builder, n_channels, extra_symbols=()):
                 continue
             try:
                 differ = differ_exactly(lhs, rhs)
+            except BudgetExceeded:
+                raise
             except Exception:  # not an exact real number (e.g. sqrt of a negative): skip
                 continue
             if differ:
@@ -1048,7 +1105,10 @@ def _prove_identity(builder, n_channels, extra_symbols=()):
                 ce["eps"] = grid["eps"]
                 ce.update({str(sym): val for sym, val in zip(extra_symbols, extra)})
                 ce.update({"claim": f"{label} = 0", "component": label, "lhs": lhs, "rhs": rhs})
-                return "failed", f"{label}: normal form not zero; exact counterexample found", ce
+                why = raised if raised else "normal form not zero"
+                return "failed", f"{label}: {why}; exact counterexample found", ce
+    if raised:
+        return "undecided", f"{raised}; no counterexample on the grid", None
     return "undecided", f"normal form of {failing} not zero, no counterexample on the grid", None
 
 
@@ -1168,6 +1228,8 @@ def _run(budget, fn):
             status, detail, ce = fn()
     except (BudgetExceeded, _Undecided) as exc:
         status, detail, ce = "undecided", str(exc) or "time budget exceeded", None
+    except Exception as exc:  # last resort (e.g. a rule failing inside the counterexample check)
+        status, detail, ce = "undecided", f"the obligation raised {type(exc).__name__}: {exc}", None
     return status, detail, ce, time.perf_counter() - start
 
 
@@ -1229,11 +1291,13 @@ def _add_box_obligations(cert, rules, budget, base, kind):
             counterexample=ce, detail=detail))
     for case_sign, tag, case_text in _CASES:
         method = ("exact case analysis on sign(γ); " + _R_METHOD
-                  + "; each output bound minus the true value at a corner of the box ≡ 0")
+                  + "; each output bound minus the true value at a corner of the box ≡ 0; upper −"
+                  " lower with hi = lo + b, b ≥ 0, ≡ 0 or ±scale·b of known sign")
         status, detail, ce, secs = _run(budget, lambda: _prove_box_exact(rules, kind, case_sign, case_text))
         cert.add(Obligation(
             name=f"{kind}_exact_{tag}", group=group,
-            statement=(f"case {case_text}: each output bound is attained at a corner of {what} "
-                       f"(bound − value at that corner ≡ 0), so no smaller box is sound"),
+            statement=(f"case {case_text}: the output is a valid box (lower ≤ upper whenever "
+                       f"{what} has lo ≤ hi) and each output bound is attained at a corner of "
+                       f"{what} (bound − value at that corner ≡ 0), so every sound box contains it"),
             lean_name=lean, assumptions=base + [case_text], method=method, status=status,
             seconds=secs, counterexample=ce, detail=detail))

@@ -137,7 +137,9 @@ def _recheck_box(kind, rule, ce):
     else:  # d/dt or d²/dt² of BN(x(t)) is scale · (x' or x'')
         true = s * point
     blo, bhi = rule(s, o, lo, hi, sgn(s))
-    if ce["claim"].startswith(f"{kind}_lo <="):
+    if ce["claim"].startswith("valid box"):
+        assert sgn(hi - lo) >= 0 and sgn(bhi - blo) < 0
+    elif ce["claim"].startswith(f"{kind}_lo <="):
         assert sgn(true - blo) < 0
     elif ce["claim"].startswith("value <="):
         assert sgn(bhi - true) < 0
@@ -151,8 +153,10 @@ def _recheck_box(kind, rule, ce):
 
 
 @pytest.mark.parametrize("kind, rule, expect_failed, expect_undecided", [
-    ("ibp", ibp_no_swap, {"ibp_sound_neg"}, set()),
-    ("deriv", deriv_no_swap, {"deriv_sound_neg"}, set()),
+    # without the swap the box is inverted for γ < 0: unsound, and not exact either (each bound
+    # is a corner value, but lower > upper)
+    ("ibp", ibp_no_swap, {"ibp_sound_neg", "ibp_exact_neg"}, set()),
+    ("deriv", deriv_no_swap, {"deriv_sound_neg", "deriv_exact_neg"}, set()),
     ("second_deriv", second_deriv_plus_offset,
      {f"second_deriv_{k}_{c}" for k in ("sound", "exact") for c in ("pos", "neg", "zero")}, set()),
     # sound but not exact: exactness fails; soundness is true but outside the certificate form
@@ -527,3 +531,61 @@ def test_nearest_mode_overflowing_denominator_is_an_error_and_outward_is_right()
     # exact parameters: the exact scale
     pe = B.BatchNormParams([F(0)], [F(1e308)], [F(1e300)], [F(0)], F(1e308))
     assert sympy.simplify(B.scale(pe)[0] - sympy.Rational(F(1e300)) / sympy.sqrt(sympy.Rational(d))) == 0
+
+
+def test_inverted_box_is_not_called_exact():
+    """The no-swap rule used to get ibp_exact_neg 'proved' (each bound is a corner value)."""
+    c = B.prove(rules={"ibp": ibp_no_swap})
+    ob = c["ibp_exact_neg"]
+    assert ob.status == "failed" and "inverted" in ob.detail
+    ce = ob.counterexample
+    assert ce["claim"] == "valid box: ibp_lo <= ibp_hi"
+    _recheck_box("ibp", ibp_no_swap, ce)
+    assert c["ibp_exact_pos"].status == c["ibp_exact_zero"].status == "proved"
+    assert "valid box" in c["ibp_exact_pos"].statement
+    good = B.prove()
+    assert "ibp_hi − ibp_lo ≡ (−s)·(hi − lo) ≥ 0" in good["ibp_exact_neg"].detail
+
+
+def affine_broadcast_bug(s, o, A, c):  # A*s broadcasts along the wrong axis
+    return A * s, s * c + o
+
+
+def ibp_python_minmax(s, o, lo, hi, sign):  # min/max cannot order symbolic expressions
+    return min(s * lo + o, s * hi + o), max(s * lo + o, s * hi + o)
+
+
+def scale_with_float(gamma, var, eps, ops=B.SYMPY_OPS):  # a float constant: inexact
+    return 1.0 * gamma / ops.sqrt(ops.maximum(var, 0) + eps)
+
+
+def scale_with_float_wrong(gamma, var, eps, ops=B.SYMPY_OPS):
+    return gamma / ops.sqrt(ops.maximum(var, 0) + eps + 0.5)
+
+
+def ibp_raises_always(s, o, lo, hi, sign):
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("name, rule, exc, obligations", [
+    ("affine", affine_broadcast_bug, "ValueError", {"affine_composition"}),
+    ("ibp", ibp_python_minmax, "TypeError",
+     {f"ibp_{k}_{c}" for k in ("sound", "exact") for c in ("pos", "neg")}),
+    ("scale", scale_with_float, "TypeError", None),
+    ("scale", scale_with_float_wrong, "TypeError", None),
+    ("ibp", ibp_raises_always, "RuntimeError",
+     {f"ibp_{k}_{c}" for k in ("sound", "exact") for c in ("pos", "neg", "zero")}),
+])
+def test_a_rule_that_raises_is_reported_never_a_crash_never_proved(name, rule, exc, obligations):
+    """S4: prove(rules=...) used to crash on these rules."""
+    c = B.prove(rules={name: rule})
+    assert not c.ok
+    bad = {ob.name for ob in c if ob.status != "proved"}
+    if obligations is not None:
+        assert bad == obligations
+    else:
+        assert "scale_offset_identity" in bad and len(bad) > 5
+    for ob in c:
+        if ob.name in bad:
+            assert ob.status == "undecided" and ob.counterexample is None, (ob.name, ob.status)
+            assert f"the rule raised {exc}" in ob.detail, ob.detail
