@@ -38,7 +38,10 @@ the box (``lo`` and ``hi`` together; ``A`` and ``c`` for :func:`affine`).
 
 ``rounding='nearest'`` (default) computes in float64 with round-to-nearest when both containers
 are float containers (results: float64 arrays), and exactly otherwise (results: NumPy object
-arrays of SymPy numbers; square roots stay exact).  ``rounding='outward'`` returns float64 boxes
+arrays of SymPy numbers; square roots stay exact).  Round-to-nearest refuses float64 overflow
+(of the results or of any intermediate) but does not detect *underflow*: a scale or ``γ·μ`` below
+2⁻¹⁰²² in magnitude loses relative precision (or becomes 0), which a large box or a small
+``sqrt(max(σ², 0) + ε)`` can then amplify.  ``rounding='outward'`` returns float64 boxes
 that contain the exact real image of the box under the exact real map, for the denoted values (see
 :func:`_outward_box` for the design and why it is sound).
 
@@ -593,7 +596,8 @@ def _round_down(q: Fraction) -> float:
     if f == math.inf:
         return float(_DBL_MAX)  # q >= DBL_MAX + ulp/2 > DBL_MAX
     while f != -math.inf and Fraction(f) > q:
-        f = float(np.nextafter(f, -math.inf))
+        with np.errstate(over="ignore"):  # -DBL_MAX steps to -inf: still a lower bound
+            f = float(np.nextafter(f, -math.inf))
     return f
 
 

@@ -129,6 +129,57 @@ def test_outward_contains_exact_image_over_many_magnitudes():
     assert nearest_misses > 100 and outward_wins == nearest_misses
 
 
+_DBL_MAX = float(np.finfo(np.float64).max)
+_TINY = float(np.finfo(np.float64).tiny)  # smallest normal; below it: subnormals
+
+
+def extreme_values(rng, size, lo_exp=-323.5, hi_exp=308.25):
+    """Signed values over the whole float64 range: 10**U(lo_exp, hi_exp) (subnormals included),
+    plus ±DBL_MAX, ±5e-324, ±0 and random subnormals."""
+    v = 10.0 ** rng.uniform(lo_exp, hi_exp, size)
+    r = rng.random(size)
+    v[r < 0.05] = _DBL_MAX
+    v[(r >= 0.05) & (r < 0.1)] = 5e-324
+    v[(r >= 0.1) & (r < 0.15)] = 0.0
+    sub = (r >= 0.15) & (r < 0.2)
+    v[sub] = _TINY * rng.random(sub.sum())
+    return v * rng.choice([-1.0, 1.0], size)
+
+
+def test_outward_contains_exact_image_at_the_float_extremes():
+    """Review sweep, bounded: parameters and boxes from ±DBL_MAX down to subnormals, eps from
+    5e-324 to DBL_MAX.  The outward box always contains the exact image (±inf allowed, never
+    NaN, never inverted); round-to-nearest either answers or raises ValueError (float64
+    overflow), never returns NaN or inf."""
+    rng = np.random.default_rng(20260522)
+    checked = infinite = nearest_refused = 0
+    for i in range(150):
+        C = 6
+        mean, var, gamma, beta = (extreme_values(rng, C) for _ in range(4))
+        eps = (5e-324, _DBL_MAX)[i] if i < 2 else abs(float(extreme_values(rng, 1)[0])) or 5e-324
+        p = B.BatchNormParams(mean, var, gamma, beta, eps)
+        a, b = extreme_values(rng, (2, C)), extreme_values(rng, (2, C))
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        out_lo, out_hi = B.ibp(p, lo, hi, channel_axis=1, rounding="outward")
+        assert not (np.isnan(out_lo).any() or np.isnan(out_hi).any())
+        assert np.all(out_lo <= out_hi)
+        infinite += int((~np.isfinite(out_lo)).sum() + (~np.isfinite(out_hi)).sum())
+        checked += exact_image_checks(p, lo, hi, out_lo, out_hi, 1)
+        for kind in (B.deriv, B.second_deriv):  # s·[lo, hi] without offset
+            d_lo, d_hi = kind(p, lo, hi, channel_axis=1, rounding="outward")
+            zero = B.BatchNormParams(np.zeros(C), var, gamma, np.zeros(C), eps)
+            exact_image_checks(zero, lo, hi, d_lo, d_hi, 1)
+        try:
+            n_lo, n_hi = B.ibp(p, lo, hi, channel_axis=1)
+        except ValueError as exc:
+            assert "overflow" in str(exc)
+            nearest_refused += 1
+        else:
+            assert np.all(np.isfinite(n_lo)) and np.all(np.isfinite(n_hi))
+    assert checked == 150 * 2 * 6
+    assert infinite > 0 and nearest_refused > 0  # the extremes were really reached
+
+
 def test_torchlean_fixture_is_a_concrete_nearest_miss():
     """§8.1's first entry: x = 1, γ = 1, β = 0, μ = 2, σ² = 4, eps = 1e-5 (as float64)."""
     p = B.BatchNormParams([2.0], [4.0], [1.0], [0.0], 1e-5)
