@@ -613,6 +613,123 @@ def test_symbolic_backprop_normal_forms_are_the_closed_forms():
     assert zero
 
 
+# ---------------------------------------------------------------------------------------------
+# Soundness of side conditions (review S2): 1/b needs b ≠ 0 implied by the stated hypotheses,
+# and a claim with no concrete comparison is never 'proved'
+
+
+def _dx_plus(base, k, shift):
+    """The standard dx plus ``k·b·(1/b) + shift`` with ``b = base(M, c)``."""
+    def dx(M, c_, q_):
+        b = base(M, c_)
+        return STANDARD_CLOSED_FORM.dx(M, c_, q_) + k * b * M.be.inv(b) + shift
+    return replace(STANDARD_CLOSED_FORM, name=f"dx + {k}·b/b + {shift}", dx=dx)
+
+
+_DX_CLAIMS = ["backprop_dx_closed_form", "adjoint_dx_closed_form"]
+
+
+def test_inverse_of_a_base_zero_on_the_domain_is_not_proved():
+    """The reviewer's reproducer: b = σ² − (var + ε) ≡ 0, so 5·b/b is undefined everywhere."""
+    cf = _dx_plus(lambda M, c_: M.std(c_) ** 2 - M.var_eps(c_), 5, 0)
+    cert = A.prove_all_sizes(closed_form=cf, only=["backprop_dx_closed_form"])
+    ob = cert["backprop_dx_closed_form"]
+    assert ob.status == "undecided" and not cert.ok
+    assert "zero on the whole domain" in ob.detail
+    assert ob.assumptions == [A._SIZE_ASSUMPTION, A._DOMAIN]  # nothing false slipped in
+    assert not any("≠ 0" in a and "√" in a for a in ob.assumptions)
+    # the same at the term level: ι of such a base is refused, decide_nf never multiplies by it
+    sigma, u = _sigma_u()
+    with pytest.raises(A.ZeroBase):
+        SymbolicBackend().inv(sigma ** 2 - u)
+    with pytest.raises(ZeroDivisionError):
+        A._inv_atom(2 * (sigma ** 2 - u))
+
+
+@pytest.mark.parametrize("base", [
+    lambda M, c_: M.var_eps(c_),                                   # var + ε > 0 (stated)
+    lambda M, c_: 3 * M.var_eps(c_),
+    lambda M, c_: M.var_eps(c_) + M.std(c_) ** 2,                  # = 2(var + ε) via σ² = u
+    lambda M, c_: M.N * M.var_eps(c_),
+    lambda M, c_: Integer(7) + 0 * M.N,                            # nonzero constant
+])
+def test_inverse_of_a_stated_nonzero_base_is_still_decided(base):
+    ok = A.prove_all_sizes(closed_form=_dx_plus(base, 5, -5), sizes=[1, 2, 3], only=_DX_CLAIMS)
+    for name in _DX_CLAIMS:
+        assert ok[name].proved, (name, ok[name].detail)
+        assert ok[name].assumptions == [A._SIZE_ASSUMPTION, A._DOMAIN]
+        assert "0 exact comparisons" not in ok[name].method
+    bad = A.prove_all_sizes(closed_form=_dx_plus(base, 1, 0), sizes=[1, 2, 3], only=_DX_CLAIMS)
+    for name in _DX_CLAIMS:  # dx + 1 is wrong: refuted by an exact counterexample
+        ob = bad[name]
+        assert ob.status == "failed", (name, ob.detail)
+        assert differ_exactly(sympy.sympify(ob.counterexample["lhs"]),
+                              sympy.sympify(ob.counterexample["rhs"])) is True
+
+
+@pytest.mark.parametrize("base, named", [
+    (lambda M, c_: M.var(c_), "Σ_N0(x[c,_N0]**2)/N - Σ_N0(x[c,_N0])**2/N**2 ≠ 0"),  # 0 at N = 1
+    (lambda M, c_: M.gamma(c_), "gamma[c] ≠ 0"),
+    (lambda M, c_: M.var_eps(c_) - 2 * M.eps, "≠ 0"),  # var − ε: sign unknown
+])
+def test_inverse_of_a_base_not_implied_nonzero_is_undecided(base, named):
+    cert = A.prove_all_sizes(closed_form=_dx_plus(base, 5, -5), sizes=[1, 2, 3], only=_DX_CLAIMS)
+    for name in _DX_CLAIMS:
+        ob = cert[name]
+        assert ob.status == "undecided", (name, ob.status)
+        assert "do not imply" in ob.detail and named in ob.detail
+        assert any(a.endswith("≠ 0") for a in ob.assumptions[2:])  # named, but not 'proved'
+
+
+def test_side_conditions_must_be_stated_to_be_proved():
+    """sqrt(z)² = z needs z > 0: 'proved' only when the claim states it."""
+    def lhs(be, ix):
+        return be.sqrt(be.at("z", ix["c"])) ** 2 * be.inv(be.at("z", ix["c"]))
+
+    base = dict(name="sqrt_sq", group="test", statement="sqrt(z_c)²/z_c = 1", free=(("c", "C"),),
+                lhs=lhs, rhs=lambda be, ix: Integer(1))
+    unstated = A.run_claim(A.Claim(**base), sizes=[1, 2])
+    assert unstated.status == "undecided"
+    assert "z[c] > 0" in unstated.detail and "z[c] ≠ 0" in unstated.detail
+    covered_not_stated = A.run_claim(A.Claim(**base, cover=A._generic_cover), sizes=[1, 2])
+    assert covered_not_stated.status == "undecided"
+    stated = A.run_claim(A.Claim(**base, cover=A._generic_cover, assumptions=(
+        "z_c > 0 for every channel c",)), sizes=[1, 2])
+    assert stated.proved and stated.assumptions == ["z_c > 0 for every channel c"]
+
+
+def test_no_concrete_comparison_means_not_proved(monkeypatch):
+    claim = A.Claim("n_over_n", "test", "N·(1/N) = 1", (("c", "C"),),
+                    lambda be, ix: be.inv(be.N) * be.N * be.at("gamma", ix["c"]),
+                    lambda be, ix: be.at("gamma", ix["c"]))
+    assert A.run_claim(claim, sizes=[1, 2]).proved
+
+    def never(self, v):
+        raise ZeroDivisionError("test: every concrete row divides by zero")
+    monkeypatch.setattr(A.ConcreteBackend, "inv", never)
+    ob = A.run_claim(claim, sizes=[1, 2])
+    assert ob.status == "undecided"
+    assert "0 exact comparisons" in ob.method and "nothing was compared" in ob.detail
+
+    monkeypatch.undo()
+    orig = A.ConcreteBackend.inv
+
+    def at_one(self, v):
+        if self.n == 1:
+            raise ZeroDivisionError("test: N = 1 divides by zero")
+        return orig(self, v)
+    monkeypatch.setattr(A.ConcreteBackend, "inv", at_one)
+    ob = A.run_claim(claim, sizes=[1, 2])
+    assert ob.status == "undecided" and "C=1, N=1" in ob.detail
+
+
+def test_proved_obligations_rest_only_on_stated_assumptions(cert):
+    for claim in A.claims():
+        ob = cert[claim.name]
+        assert ob.proved and ob.assumptions == list(claim.assumptions), claim.name
+        assert " 0 exact comparisons" not in ob.method and "skipped" not in ob.method
+
+
 def _lead_engine():
     try:
         from symbolic_bn.batchnorm import batchnorm_channel_first
