@@ -415,7 +415,7 @@ def to_exact(value, *, name: str = "value"):
     ints -> Integer; Fraction -> Rational; float -> its shortest round-trip decimal (``repr``), so
     ``1e-6`` is exactly 10**-6; str -> an ASCII decimal (``"1e-6"``) or fraction (``"3/4"``) of at
     most 100 characters and exponent at most 1000 in size, parsed by ``fractions.Fraction``; exact
-    SymPy numbers and expressions pass through.  NaN, infinities and inexact SymPy ``Float``\ s
+    SymPy numbers and expressions pass through.  NaN, infinities and inexact SymPy ``Float`` values
     are refused (a Float's intended value is ambiguous: pass a Rational or a Python float).
     """
     if isinstance(value, sympy.Basic):
