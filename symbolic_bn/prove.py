@@ -1052,6 +1052,9 @@ def prove(graph: BatchNormGraph, *, budget: float = DEFAULT_BUDGET, backend: str
         raise TypeError("prove() expects a graph from batchnorm_channel_first(C, H, W, eps)")
     if not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"budget must be a positive number of seconds, got {budget!r}")
+    if graph.N == 1 and not isinstance(graph.eps, sympy.Symbol) and graph.eps <= 0:
+        raise ValueError(f"eps = {graph.eps} with H*W = 1: var_c is identically 0, so the domain "
+                         f"var_c + ε > 0 is empty and every obligation would hold vacuously")
     if jobs is None:
         jobs = os.cpu_count() or 1
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):

@@ -87,6 +87,9 @@ def test_prove_rejects_bad_arguments():
         prove("2x2x2")
     with pytest.raises(ValueError, match="budget"):
         prove(batchnorm_channel_first(1, 1, 2), budget=0)
+    with pytest.raises(ValueError, match="domain var_c \\+ ε > 0 is empty"):
+        prove(batchnorm_channel_first(2, 1, 1, eps=0))
+    assert prove(batchnorm_channel_first(1, 1, 2, eps=0), stages=False).ok  # N = 2: a nonempty domain
     with pytest.raises(ValueError, match="backend"):
         prove(batchnorm_channel_first(1, 1, 2), backend="mathematica")
 
