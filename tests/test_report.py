@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -142,13 +143,25 @@ def test_deterministic_apart_from_timings(report_dir, tmp_path):
             assert a == b, name
 
 
-def test_replaces_previous_report_and_bad_out(tmp_path):
+def _assert_usage_error(p, *needles):
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr and p.stdout == ""
+    for n in needles:
+        assert n in p.stderr, (n, p.stderr)
+
+
+def _tree(root):
+    return {str(q.relative_to(root)): (q.read_bytes() if q.is_file() else None) for q in sorted(root.rglob("*"))}
+
+
+def test_replaces_previous_report_and_bad_out(report_dir, tmp_path):
     out = tmp_path / "r"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+    shutil.copytree(report_dir[0], out)  # a previous report
+    (out / "index.html").write_text("old page")
     p = run("report", "--out", str(out), "--shape", SHAPE, "--no-torch")
     assert p.returncode == 0, p.stderr
-    assert not (out / "stale.txt").exists() and (out / "index.html").exists()
+    assert (out / "index.html").read_text() != "old page"
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n or ".old-" in n]
     cc = json.loads((out / "crosscheck.json").read_text())
     assert all(r["implementation"] == "symbolic_bn.numeric" for r in cc["runs"])
     f = tmp_path / "file"
@@ -158,6 +171,77 @@ def test_replaces_previous_report_and_bad_out(tmp_path):
     assert f.read_text() == "x"
     p = run("report", "--out", str(out), "--shape", "2x2x2;rm")
     assert p.returncode == 2 and (out / "index.html").exists()
+
+
+def test_empty_existing_directory_is_accepted(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    p = run("report", "--out", str(out), "--shape", SHAPE, "--no-torch")
+    assert p.returncode == 0, p.stderr
+    assert (out / "index.json").exists()
+
+
+@pytest.mark.parametrize("contents", [
+    {"paper.tex": "\\documentclass{article}"},                       # ~/paper
+    {"stale.txt": "old", "sub/notes.md": "keep me"},
+    {"index.json": '{"title": "someone else\'s index"}', "data.csv": "1,2"},
+    {"index.json": "not json at all"},
+])
+def test_refuses_a_directory_that_is_not_a_report(tmp_path, contents):
+    """R1: --out DIR used to delete whatever DIR contained (rename + rmtree), e.g. --out "$PWD"."""
+    out = tmp_path / "mine"
+    for name, text in contents.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    before = _tree(out)
+    t0 = time.monotonic()
+    p = run("report", "--out", str(out), "--shape", SHAPE, "--no-torch")
+    _assert_usage_error(p, "--out", "not a previous symbolic-bn report")
+    assert time.monotonic() - t0 < 7  # refused before the ~14 s computation
+    assert _tree(out) == before
+    assert sorted(os.listdir(tmp_path)) == ["mine"]  # no temporary siblings left behind
+
+
+def test_refuses_cwd_that_is_not_a_report(tmp_path):
+    (tmp_path / "work.py").write_text("print('precious')")
+    p = subprocess.run([EXE, "report", "--out", ".", "--shape", SHAPE], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=900)
+    _assert_usage_error(p, "not a previous symbolic-bn report")
+    assert os.listdir(tmp_path) == ["work.py"]
+
+
+def test_refuses_a_previous_report_with_extra_files(report_dir, tmp_path):
+    """A report directory someone added files to is not replaced either (they would be lost)."""
+    out = tmp_path / "r"
+    shutil.copytree(report_dir[0], out)
+    (out / "my-notes.txt").write_text("mine")
+    before = _tree(out)
+    p = run("report", "--out", str(out), "--shape", SHAPE, "--no-torch")
+    _assert_usage_error(p, "my-notes.txt")
+    assert _tree(out) == before
+
+
+def test_refuses_a_symlinked_out(report_dir, tmp_path):
+    target = tmp_path / "real"
+    shutil.copytree(report_dir[0], target)
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    before = _tree(target)
+    _assert_usage_error(run("report", "--out", str(link), "--shape", SHAPE), "symbolic link")
+    assert _tree(target) == before and link.is_symlink()
+
+
+def test_bad_out_path_is_refused_before_computing(tmp_path):
+    """C8: --out afile/sub used to run the whole computation (~14 s) before failing."""
+    f = tmp_path / "afile"
+    f.write_text("x")
+    t0 = time.monotonic()
+    p = run("report", "--out", str(f / "sub"), "--shape", SHAPE, "--no-torch")
+    _assert_usage_error(p, "--out", "not a directory")
+    assert time.monotonic() - t0 < 7
+    assert f.read_text() == "x" and sorted(os.listdir(tmp_path)) == ["afile"]
+    p = run("report", "--out", str(f / "sub" / "deeper"), "--shape", SHAPE, "--no-torch")
+    _assert_usage_error(p, "not a directory")
 
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")

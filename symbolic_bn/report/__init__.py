@@ -7,6 +7,11 @@ installed) in float32 and float64, and the all-sizes certificate when ``symbolic
 available.  Everything is deterministic apart from timings.  The directory is written atomically:
 files go to a temporary sibling directory which then replaces ``out``; a failure or an interrupt
 leaves the previous report intact.
+
+``out`` must be absent, an empty directory, or a previous report (its ``index.json`` carries
+``schema_version`` and ``"generator": "symbolic-bn report"``, and it holds only the files that
+index lists).  Anything else is refused with :class:`ReportPathError` before any computation, and
+again just before the swap: nothing but a previous report's own files is ever deleted.
 """
 from __future__ import annotations
 
@@ -20,7 +25,15 @@ from pathlib import Path
 from . import collect, figures
 from .render import html_page, markdown_subject
 
-__all__ = ["generate"]
+__all__ = ["generate", "check_out", "ReportPathError"]
+
+GENERATOR = "symbolic-bn report"
+_FIXED_FILES = ("index.html", "index.json")
+
+
+class ReportPathError(ValueError):
+    """``out`` cannot receive a report (not a directory, not writable, or a directory holding
+    something other than a previous report)."""
 
 
 def _dump(doc) -> str:
@@ -39,10 +52,9 @@ def generate(out="reports", *, shapes=None, torch: bool = True, progress=None) -
     say = progress or (lambda _msg: None)
     shapes = [tuple(s) for s in (shapes or collect.DEFAULT_SHAPES)]
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(20, "not a directory", str(out))
+    check_out(out)  # before the (long) computation
     meta = {"schema_version": collect.SCHEMA_VERSION, "tool_versions": collect.versions(),
-            "generator": "symbolic-bn report"}
+            "generator": GENERATOR}
     notes = []
     subjects = []
     for shape in shapes:
@@ -99,8 +111,78 @@ def generate(out="reports", *, shapes=None, torch: bool = True, progress=None) -
     return {"ok": ok, "out": str(out), "files": sorted(files), "lines": lines, "notes": notes}
 
 
+def _previous_report_files(out: Path):
+    """The file names of the previous report in directory ``out`` (``None`` when ``out`` does
+    not hold one).  Recognized by its ``index.json`` marker; the names are the fixed files plus
+    the files its subjects list."""
+    try:
+        with open(out / "index.json", "r", encoding="utf-8") as fh:
+            index = json.load(fh)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (isinstance(index, dict) and index.get("generator") == GENERATOR
+            and "schema_version" in index and isinstance(index.get("subjects"), list)):
+        return None
+    names = set(_FIXED_FILES)
+    for s in index["subjects"]:
+        files = s.get("files") if isinstance(s, dict) else None
+        if not isinstance(files, list):
+            return None
+        for f in files:
+            if not isinstance(f, str) or not f or os.sep in f or "/" in f or f in (".", ".."):
+                return None
+            names.add(f)
+    return names
+
+
+def check_out(out) -> set:
+    """Raise :class:`ReportPathError` unless ``out`` can receive a report; returns the names of
+    the previous report's files that the new report will replace (empty when there is none)."""
+    out = Path(out)
+    if not str(out) or "\x00" in str(out):
+        raise ReportPathError("--out must be a directory path")
+    if out.is_symlink():
+        raise ReportPathError(f"{str(out)!r} is a symbolic link; pass the directory itself")
+    if out.exists():
+        if not out.is_dir():
+            raise ReportPathError(f"{str(out)!r} exists and is not a directory")
+        try:
+            entries = set(os.listdir(out))
+        except OSError as exc:
+            raise ReportPathError(f"cannot list {str(out)!r}: {exc.strerror or exc}") from None
+        if entries:
+            known = _previous_report_files(out)
+            if known is None:
+                raise ReportPathError(f"{str(out)!r} is a non-empty directory that is not a previous "
+                                      f"symbolic-bn report (no symbolic-bn index.json); refusing to "
+                                      f"replace it — choose an empty or new directory")
+            extra = sorted(entries - known)
+            if extra:
+                raise ReportPathError(f"{str(out)!r} holds {extra[0]!r}, which is not part of the "
+                                      f"previous symbolic-bn report; refusing to replace the directory")
+            for name in entries:
+                if not (out / name).is_file() or (out / name).is_symlink():
+                    raise ReportPathError(f"{str(out)!r}: {name!r} is not a regular file; refusing to "
+                                          f"replace the directory")
+        else:
+            known = set()
+    else:
+        known = set()
+    parent = Path(os.path.abspath(out)).parent
+    probe = parent
+    while not probe.exists():  # the nearest existing ancestor must be a writable directory
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ReportPathError(f"cannot create {str(out)!r}: {str(probe)!r} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ReportPathError(f"cannot create {str(out)!r}: {str(probe)!r} is not writable")
+    return known
+
+
 def _write_atomically(out: Path, files: dict) -> None:
-    parent = out.resolve().parent
+    out = Path(os.path.abspath(out))
+    known = check_out(out)  # again: the directory may have changed during the computation
+    parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
     old = None
@@ -120,4 +202,15 @@ def _write_atomically(out: Path, files: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        # delete only the previous report's own files; anything that appeared meanwhile stays
+        for name in known:
+            try:
+                os.unlink(old / name)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                break
+        try:
+            os.rmdir(old)
+        except OSError:
+            pass  # not empty: left in place (a hidden sibling) rather than deleting unknown files
