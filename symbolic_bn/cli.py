@@ -8,12 +8,17 @@ backward implementation: exact symbolic check when it takes ``xp``, mpmath cross
 Exit status: 0 when everything checked holds, 1 when an obligation failed or a check did not
 pass (or is undecided), 2 for bad usage or input.  User errors are one line on stderr.
 Nothing typed on the command line goes through ``eval`` or ``sympify``: shapes are matched by a
-strict pattern, numbers parsed by ``fractions.Fraction``, and ``MODULE:FUNCTION`` is validated by
-an identifier pattern and imported with :mod:`importlib`.
+strict pattern, numbers parsed by :func:`symbolic_bn.decide.to_exact` (integers by an ASCII-digit
+pattern), and ``MODULE:FUNCTION`` is validated by an identifier pattern and imported with
+:mod:`importlib`.  All output is assembled before anything is printed, so an error never leaves a
+partial report on stdout.  The checked code cannot end the run: ``SystemExit`` (or any other
+``BaseException`` but ``KeyboardInterrupt``) at import is a usage error, and while being checked a
+failed check.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import inspect
 import json
@@ -26,10 +31,14 @@ import time
 from contextlib import contextmanager
 from fractions import Fraction
 
-SHAPE_RE = re.compile(r"^([0-9]{1,4})x([0-9]{1,4})x([0-9]{1,4})$")
+# every pattern is applied with re.fullmatch (``$`` would accept a trailing newline)
+SHAPE_RE = re.compile(r"([0-9]{1,4})x([0-9]{1,4})x([0-9]{1,4})", re.ASCII)
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-TARGET_RE = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*):({_IDENT})$")
-_NUMBER_RE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?:/[0-9]+)?$")
+TARGET_RE = re.compile(rf"({_IDENT}(?:\.{_IDENT})*):({_IDENT})", re.ASCII)
+_INT_RE = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]{1,9}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
+MAX_DPS = 10000
+MAX_JSON_DEPTH = 32
 
 
 class UsageError(Exception):
@@ -42,7 +51,7 @@ def _one_line(text) -> str:
 
 def parse_shape(text: str):
     """``'CxHxW'`` with positive integers, e.g. ``2x3x3``."""
-    m = SHAPE_RE.match(text or "")
+    m = SHAPE_RE.fullmatch(text or "")
     if not m:
         raise UsageError(f"--shape must look like CxHxW with positive integers (e.g. 2x3x3), got {text!r}")
     dims = tuple(int(g) for g in m.groups())
@@ -69,21 +78,82 @@ def parse_eps(text: str | None):
 
 def load_target(text: str, option: str = "MODULE:FUNCTION"):
     """Import ``MODULE:FUNCTION`` (validated by a strict identifier pattern) and return the callable."""
-    m = TARGET_RE.match(text or "")
+    m = TARGET_RE.fullmatch(text or "")
     if not m:
         raise UsageError(f"{option} must look like package.module:function (identifiers only), got {text!r}")
     modname, attr = m.groups()
     try:
         module = importlib.import_module(modname)
-    except Exception as exc:  # ImportError, SyntaxError, errors raised at import time
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # ImportError, SyntaxError, SystemExit, errors raised at import
         raise UsageError(f"{option}: cannot import module {modname!r}: "
-                         f"{type(exc).__name__}: {_one_line(exc)}") from None
-    if not hasattr(module, attr):
-        raise UsageError(f"{option}: module {modname!r} has no attribute {attr!r}")
-    fn = getattr(module, attr)
+                         f"{_describe(exc)}") from None
+    try:
+        fn = getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"{option}: module {modname!r} has no attribute {attr!r}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a module __getattr__ that raises or exits
+        raise UsageError(f"{option}: cannot get {attr!r} from {modname!r}: {_describe(exc)}") from None
     if not callable(fn):
         raise UsageError(f"{option}: {text} is not callable (it is a {type(fn).__name__})")
     return fn
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}) (SystemExit)"
+    try:
+        msg = _one_line(exc)
+    except Exception:  # noqa: BLE001 - an exception whose str() fails
+        msg = "<unprintable>"
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+class ExitedDuringCheck(RuntimeError):
+    """The checked function raised SystemExit (or another non-Exception BaseException)."""
+
+
+def _guard(fn):
+    """``fn`` with SystemExit and other non-``Exception`` BaseExceptions (but KeyboardInterrupt)
+    turned into :class:`ExitedDuringCheck`, which the checkers report as a failed check.  The
+    signature is kept (``functools.wraps``) so the ``xp`` detection still sees it."""
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (Exception, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            raise ExitedDuringCheck(f"{_describe(exc)} while being checked") from None
+    return guarded
+
+
+def parse_int(text, option: str, lo: int, hi: int) -> int:
+    """A decimal integer in ASCII digits (``int()`` would take any Unicode digits) in [lo, hi]."""
+    if not isinstance(text, str) or not _INT_RE.fullmatch(text):
+        raise UsageError(f"{option} must be an integer written in ASCII digits, got {text!r}")
+    v = int(text)
+    if not lo <= v <= hi:
+        raise UsageError(f"{option} must be an integer between {lo} and {hi}, got {v}")
+    return v
+
+
+def parse_seconds(text, option: str) -> float:
+    """A positive, finite number of seconds in ASCII (no nan/inf, no Unicode digits)."""
+    if not isinstance(text, str) or not _FLOAT_RE.fullmatch(text):
+        raise UsageError(f"{option} must be a positive number of seconds, got {text!r}")
+    v = float(text)
+    if not (v > 0 and math.isfinite(v)):
+        raise UsageError(f"{option} must be a positive number of seconds, got {text!r}")
+    return v
+
+
+def _min_dps() -> int:
+    from .crosscheck import MIN_DPS
+    return int(MIN_DPS)
 
 
 def _takes_xp(fn, positional: int) -> bool:
@@ -177,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--shape", action="append", help="CxHxW (repeatable; default 2x2x2)")
     pr.add_argument("--eps", action="append", help="'symbolic' (default) or an exact number like 1e-6 (repeatable)")
     pr.add_argument("--backend", choices=["flint", "sympy"], default=None)
-    pr.add_argument("--budget", type=float, default=120.0, help="seconds per obligation group")
+    pr.add_argument("--budget", default="120", help="seconds per obligation group (default 120)")
     pr.add_argument("--brief", action="store_true", help="one line per obligation")
     _common(pr)
 
@@ -192,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default 1e-5)")
     ck.add_argument("--dtype", choices=["float32", "float64"], default="float64",
                     help="dtype of the numeric cross-check (default float64)")
-    ck.add_argument("--dps", type=int, default=50, help="mpmath digits of the cross-check reference (default 50)")
+    ck.add_argument("--dps", default="50",
+                    help=f"mpmath digits of the cross-check reference, {_min_dps()}–{MAX_DPS} (default 50)")
     ck.add_argument("--numeric", action="store_true",
                     help="skip the exact symbolic check: cross-check against mpmath only")
     ck.add_argument("--brief", action="store_true", help="one line per obligation")
@@ -202,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--params", metavar="FILE.json",
                     help="JSON object with running_mean, running_var, gamma, beta (lists) and eps")
     bd.add_argument("--box", metavar="FILE.json", help="JSON object with lo and hi (nested lists of one shape)")
-    bd.add_argument("--channel-axis", type=int, default=0, help="channel axis of the box (default 0)")
+    bd.add_argument("--channel-axis", default="0", help="channel axis of the box (default 0)")
     bd.add_argument("--rounding", choices=["nearest", "outward"], default="nearest",
                     help="float64 round-to-nearest, or outward rounding (sound enclosure)")
     bd.add_argument("--prove", action="store_true", help="print the certificate of the bound rules")
@@ -227,22 +298,25 @@ def _cmd_prove(args) -> int:
     from .render import certificate_text
     shapes = [parse_shape(s) for s in (args.shape or ["2x2x2"])]
     epss = [parse_eps(e) for e in (args.eps or ["symbolic"])]
-    if not args.budget > 0 or not math.isfinite(args.budget):
-        raise UsageError("--budget must be a positive number of seconds")
+    budget = parse_seconds(args.budget, "--budget")
     certs = []
     with Progress(args.quiet) as prog:
         for shape in shapes:
             for eps in epss:
                 prog.set(f"proving {'x'.join(map(str, shape))}")
-                certs.append(prove(batchnorm_channel_first(*shape, eps=eps), budget=args.budget,
-                                   backend=args.backend))
+                try:
+                    graph = batchnorm_channel_first(*shape, eps=eps)
+                except (ValueError, TypeError) as exc:
+                    raise UsageError(_one_line(exc)) from None
+                certs.append(prove(graph, budget=budget, backend=args.backend))
+    out = []
     if args.json:
-        print(json.dumps([c.to_dict() for c in certs], indent=2, ensure_ascii=False))
+        out.append(json.dumps([c.to_dict() for c in certs], indent=2, ensure_ascii=False))
     else:
         for c in certs:
-            print(certificate_text(c, verbose=not args.brief))
-            print()
-    return 0 if all(c.ok for c in certs) else 1
+            out.append(certificate_text(c, verbose=not args.brief))
+            out.append("")
+    return (0 if all(c.ok for c in certs) else 1), out
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,15 +357,17 @@ def _symbolic_check(kind, fn, shape, eps, notes):
 
 def _cmd_check(args) -> int:
     from .render import certificate_text
-    backward = load_target(args.backward, "MODULE:FUNCTION")
-    forward = load_target(args.forward, "--forward") if args.forward else None
     shape = parse_shape(args.shape)
     eps_exact = parse_eps(args.eps)
     if eps_exact is not None and not eps_exact > 0:
         raise UsageError(f"--eps must be positive, got {args.eps!r}")
-    if not 15 <= args.dps <= 10000:
-        raise UsageError(f"--dps must be an integer between 15 and 10000, got {args.dps}")
-    eps_float = 1e-5 if eps_exact is None else float(eps_exact)
+    dps = parse_int(args.dps, "--dps", _min_dps(), MAX_DPS)
+    try:
+        eps_float = 1e-5 if eps_exact is None else float(eps_exact)
+    except (ValueError, OverflowError, TypeError):
+        eps_float = math.nan
+    backward = _guard(load_target(args.backward, "MODULE:FUNCTION"))
+    forward = _guard(load_target(args.forward, "--forward")) if args.forward else None
 
     notes, certs, numeric, failures = [], [], {}, []
     with Progress(args.quiet) as prog:
@@ -322,10 +398,13 @@ def _cmd_check(args) -> int:
                 certs.append(cert)
         if need_numeric:
             from .crosscheck import crosscheck, ImplementationError
-            prog.set(f"mpmath cross-check ({args.dtype}, dps {args.dps})")
+            if not (eps_float > 0 and math.isfinite(eps_float)):
+                raise UsageError(f"--eps {args.eps!r} is not a positive finite float64, which the mpmath "
+                                 f"cross-check needs")
+            prog.set(f"mpmath cross-check ({args.dtype}, dps {dps})")
             try:
                 res = crosscheck(forward=need_numeric.get("forward"), backward=need_numeric.get("backward"),
-                                 shape=shape, eps=eps_float, dtype=args.dtype, dps=args.dps)
+                                 shape=shape, eps=eps_float, dtype=args.dtype, dps=dps)
             except ImplementationError as exc:
                 # the implementation raised or returned the wrong shape: a failed check
                 numeric = {"error": _one_line(exc)}
@@ -336,56 +415,78 @@ def _cmd_check(args) -> int:
                 numeric = {"result": res}
     ok = not failures and all(c.ok for c in certs) and \
         (not numeric or ("result" in numeric and numeric["result"].ok))
+    out = []
     if args.json:
         doc = {"ok": ok, "notes": notes, "failures": failures, "certificates": [c.to_dict() for c in certs],
                "crosscheck": (numeric["result"].to_dict() if "result" in numeric else
                               ({"ok": False, "error": numeric["error"]} if numeric else None))}
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        out.append(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         for n in notes:
-            print(f"note: {n}")
+            out.append(f"note: {n}")
         for c in certs:
-            print(certificate_text(c, verbose=not args.brief))
+            out.append(certificate_text(c, verbose=not args.brief))
             failed = [ob for ob in c if ob.status == "failed"]
             for ob in failed:
-                print(f"COUNTEREXAMPLE {ob.name}: "
-                      + ", ".join(f"{k}={v}" for k, v in (ob.counterexample or {}).items()))
-            print()
+                out.append(f"COUNTEREXAMPLE {ob.name}: "
+                           + ", ".join(f"{k}={v}" for k, v in (ob.counterexample or {}).items()))
+            out.append("")
         if "result" in numeric:
             res = numeric["result"]
-            print(res.summary())
+            out.append(res.summary())
             for name, o in res.outputs.items():
                 if not o.ok:
-                    print(f"COUNTEREXAMPLE {name}: " + json.dumps(o.to_dict()["worst"], ensure_ascii=False))
+                    out.append(f"COUNTEREXAMPLE {name}: " + json.dumps(o.to_dict()["worst"], ensure_ascii=False))
         elif numeric:
-            print(f"crosscheck FAILED: {numeric['error']}")
+            out.append(f"crosscheck FAILED: {numeric['error']}")
         for f in failures:
-            print(f"FAILED {f}")
-        print("CHECK: " + ("PASS" if ok else "FAIL"))
-    return 0 if ok else 1
+            out.append(f"FAILED {f}")
+        out.append("CHECK: " + ("PASS" if ok else "FAIL"))
+    return (0 if ok else 1), out
 
 
 # --------------------------------------------------------------------------------------------
 # bounds
 # --------------------------------------------------------------------------------------------
 
-def _json_number(v, where):
-    """JSON numbers stay floats/ints; strings are exact decimals or fractions (never evaluated)."""
+def _json_number(v, where, depth=0):
+    """JSON numbers stay floats/ints; strings are exact decimals or fractions parsed by
+    :func:`symbolic_bn.decide.to_exact` (never evaluated), returned as Fractions."""
     if isinstance(v, bool) or v is None:
         raise UsageError(f"{where} must be a number, got {json.dumps(v)}")
-    if isinstance(v, (int, float)):
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise UsageError(f"{where} must be finite (a JSON number too large for float64?)")
+        return v
+    if isinstance(v, int):
         return v
     if isinstance(v, str):
-        s = v.strip()
-        if not _NUMBER_RE.match(s):
-            raise UsageError(f"{where} must be a number or a string like \"1/3\" or \"0.1\", got {v!r}")
+        from .decide import to_exact
         try:
-            return Fraction(s)
-        except (ValueError, ZeroDivisionError):
-            raise UsageError(f"{where}: invalid exact number {v!r}") from None
+            e = to_exact(v, name=where)
+            return Fraction(int(e.p), int(e.q))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise UsageError(_one_line(exc)) from None  # to_exact's message names `where`
     if isinstance(v, list):
-        return [_json_number(w, f"{where}[{i}]") for i, w in enumerate(v)]
+        if depth >= MAX_JSON_DEPTH:
+            raise UsageError(f"{where}: lists nested more than {MAX_JSON_DEPTH} deep")
+        return [_json_number(w, f"{where}[{i}]", depth + 1) for i, w in enumerate(v)]
     raise UsageError(f"{where} must be a number or a list of numbers, got {type(v).__name__}")
+
+
+def _no_duplicates(option, path):
+    def hook(pairs):
+        doc = {}
+        for k, v in pairs:
+            if k in doc:
+                raise UsageError(f"{option}: {path!r} has the key {k!r} more than once")
+            doc[k] = v
+        return doc
+    return hook
+
+
+def _refuse_constant(c):
+    raise ValueError(f"{c} is not allowed")
 
 
 def _read_json(path, option, keys):
@@ -397,9 +498,11 @@ def _read_json(path, option, keys):
     except UnicodeDecodeError:
         raise UsageError(f"{option}: {path!r} is not UTF-8 text") from None
     try:
-        doc = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"{c} is not allowed")))
-    except ValueError as exc:
+        doc = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_no_duplicates(option, path))
+    except ValueError as exc:  # also int literals beyond Python's digit limit
         raise UsageError(f"{option}: {path!r} is not valid JSON: {_one_line(exc)}") from None
+    except (RecursionError, MemoryError):
+        raise UsageError(f"{option}: {path!r} is nested too deeply or too large to read") from None
     if not isinstance(doc, dict):
         raise UsageError(f"{option}: {path!r} must hold a JSON object with keys {', '.join(keys)}")
     missing = [k for k in keys if k not in doc]
@@ -432,6 +535,7 @@ def _cmd_bounds(args) -> int:
         raise UsageError("bounds needs --params FILE.json and --box FILE.json (and/or --prove)")
     if bool(args.params) != bool(args.box):
         raise UsageError("--params and --box go together")
+    axis = parse_int(args.channel_axis, "--channel-axis", -64, 64)
     out, rc = {}, 0
     if args.params:
         from . import bounds
@@ -440,18 +544,20 @@ def _cmd_bounds(args) -> int:
         try:
             p = bounds.BatchNormParams(params["running_mean"], params["running_var"], params["gamma"],
                                        params["beta"], params["eps"])
-            ibp = bounds.ibp(p, box["lo"], box["hi"], channel_axis=args.channel_axis, rounding=args.rounding)
-            d1 = bounds.deriv(p, box["lo"], box["hi"], channel_axis=args.channel_axis, rounding=args.rounding)
-            d2 = bounds.second_deriv(p, box["lo"], box["hi"], channel_axis=args.channel_axis,
-                                     rounding=args.rounding)
+            ibp = bounds.ibp(p, box["lo"], box["hi"], channel_axis=axis, rounding=args.rounding)
+            d1 = bounds.deriv(p, box["lo"], box["hi"], channel_axis=axis, rounding=args.rounding)
+            d2 = bounds.second_deriv(p, box["lo"], box["hi"], channel_axis=axis, rounding=args.rounding)
             s, o = bounds.scale(p), bounds.offset(p)
-        except (ValueError, TypeError) as exc:
-            raise UsageError(_one_line(exc)) from None
-        out = {"channels": p.dim, "rounding": args.rounding, "channel_axis": args.channel_axis,
-               "exact": bool(p.exact), "scale": _plain(s), "offset": _plain(o),
-               "ibp": {"lo": _plain(ibp[0]), "hi": _plain(ibp[1])},
-               "deriv": {"lo": _plain(d1[0]), "hi": _plain(d1[1])},
-               "second_deriv": {"lo": _plain(d2[0]), "hi": _plain(d2[1])}}
+            # rendering exact numbers can fail too (e.g. more digits than int->str allows)
+            out = {"channels": p.dim, "rounding": args.rounding, "channel_axis": axis,
+                   "exact": bool(p.exact), "scale": _plain(s), "offset": _plain(o),
+                   "ibp": {"lo": _plain(ibp[0]), "hi": _plain(ibp[1])},
+                   "deriv": {"lo": _plain(d1[0]), "hi": _plain(d1[1])},
+                   "second_deriv": {"lo": _plain(d2[0]), "hi": _plain(d2[1])}}
+        except (ValueError, TypeError, OverflowError, ZeroDivisionError) as exc:
+            raise UsageError(f"bounds: {_one_line(exc)}") from None
+        except (RecursionError, MemoryError):
+            raise UsageError("bounds: the input is too large or nested too deeply") from None
     cert = None
     if args.prove:
         from . import bounds
@@ -459,28 +565,29 @@ def _cmd_bounds(args) -> int:
             prog.set("proving the inference BatchNorm bound rules")
             cert = bounds.prove()
         rc = 0 if cert.ok else 1
+    lines = []
     if args.json:
         doc = dict(out)
         if cert is not None:
             doc["certificate"] = cert.to_dict()
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        lines.append(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         if out:
-            print(f"inference BatchNorm, {out['channels']} channel(s), channel axis {out['channel_axis']}, "
-                  f"rounding {out['rounding']}{' (exact arithmetic)' if out['exact'] else ''}")
-            print(f"  scale  s = gamma / sqrt(max(var, 0) + eps): {out['scale']}")
-            print(f"  offset o = beta - s * mean:                 {out['offset']}")
+            lines.append(f"inference BatchNorm, {out['channels']} channel(s), channel axis {out['channel_axis']}, "
+                         f"rounding {out['rounding']}{' (exact arithmetic)' if out['exact'] else ''}")
+            lines.append(f"  scale  s = gamma / sqrt(max(var, 0) + eps): {out['scale']}")
+            lines.append(f"  offset o = beta - s * mean:                 {out['offset']}")
             for key, title in (("ibp", "IBP box of BN(x) for x in [lo, hi]"),
                                ("deriv", "derivative box s * [dlo, dhi]"),
                                ("second_deriv", "second-derivative box s * [lo, hi]")):
-                print(f"{title}:")
-                print(f"  lo = {out[key]['lo']}")
-                print(f"  hi = {out[key]['hi']}")
+                lines.append(f"{title}:")
+                lines.append(f"  lo = {out[key]['lo']}")
+                lines.append(f"  hi = {out[key]['hi']}")
         if cert is not None:
             if out:
-                print()
-            print(certificate_text(cert, verbose=not args.brief))
-    return rc
+                lines.append("")
+            lines.append(certificate_text(cert, verbose=not args.brief))
+    return rc, lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,21 +600,24 @@ def _cmd_report(args) -> int:
     if not out or "\x00" in out:
         raise UsageError("--out must be a directory path")
     try:
-        from .report import generate
+        from .report import ReportPathError, check_out, generate
     except ImportError as exc:
         raise UsageError(f"the report package is unavailable: {_one_line(exc)}") from None
-    with Progress(args.quiet) as prog:
-        try:
+    try:
+        check_out(out)  # before the long computation (generate checks again before writing)
+        with Progress(args.quiet) as prog:
             summary = generate(out, shapes=shapes, torch=not args.no_torch, progress=prog.set)
-        except OSError as exc:
-            raise UsageError(f"--out {out!r}: {exc.strerror or exc}") from None
+    except ReportPathError as exc:
+        raise UsageError(f"--out: {_one_line(exc)}") from None
+    except OSError as exc:
+        raise UsageError(f"--out {out!r}: {exc.strerror or exc}") from None
+    lines = []
     if args.json:
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        lines.append(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        for line in summary["lines"]:
-            print(line)
-        print(f"wrote {len(summary['files'])} files to {summary['out']}")
-    return 0 if summary["ok"] else 1
+        lines.extend(summary["lines"])
+        lines.append(f"wrote {len(summary['files'])} files to {summary['out']}")
+    return (0 if summary["ok"] else 1), lines
 
 
 def main(argv=None) -> int:
@@ -523,7 +633,27 @@ def main(argv=None) -> int:
         if handler is None:
             parser.print_help(sys.stderr)
             return 2
-        return handler(args)
+        try:
+            rc, lines = handler(args)
+            text = "".join(f"{line}\n" for line in lines)  # all of it, before printing any
+        except SystemExit as exc:  # the checked code exited where no guard could catch it
+            print(f"symbolic-bn: error: the code being checked exited: {_describe(exc)}; check FAILED",
+                  file=sys.stderr)
+            return 1
+        except (RecursionError, MemoryError) as exc:
+            print(f"symbolic-bn: error: {type(exc).__name__} (the input is too large or too deep)",
+                  file=sys.stderr)
+            return 2
+        except UsageError:
+            raise
+        except Exception as exc:  # a bug: one line, not a traceback (SYMBOLIC_BN_TRACEBACK=1 shows it)
+            if os.environ.get("SYMBOLIC_BN_TRACEBACK"):
+                raise
+            print(f"symbolic-bn: internal error: {_describe(exc)}", file=sys.stderr)
+            return 1
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return rc
     except UsageError as exc:
         print(f"symbolic-bn: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -49,3 +49,22 @@ def backward_unsupported(x, gamma, beta, grad_out, eps, xp=numpy):
     """Correct, but uses xp.tanh (0·tanh(1) = 0), which the symbolic namespace does not have."""
     dx, dgamma, dbeta = numeric.backward(x, gamma, beta, grad_out, eps, xp=xp)
     return dx + 0 * xp.tanh(x), dgamma, dbeta
+
+
+def backward_exits(x, gamma, beta, grad_out, eps, xp=numpy):
+    """Ends the process instead of returning: must be a failed check, never a silent pass."""
+    import sys
+    sys.exit(0)
+
+
+def backward_exits_no_xp(x, gamma, beta, grad_out, eps):
+    import sys
+    sys.exit(0)
+
+
+class _NotAnException(BaseException):
+    pass
+
+
+def backward_base_exception(x, gamma, beta, grad_out, eps, xp=numpy):
+    raise _NotAnException("escapes `except Exception`")

@@ -15,10 +15,12 @@ pytestmark = pytest.mark.skipif(EXE is None, reason="the symbolic-bn console scr
 TESTS = Path(__file__).resolve().parent
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, path=(), timeout=600):
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(TESTS) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    env.pop("SYMBOLIC_BN_TRACEBACK", None)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, path), str(TESTS)]) + \
+        (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
 
 
 def assert_usage_error(proc, *needles):
@@ -73,7 +75,8 @@ def test_prove_json():
     assert all(ob["status"] == "proved" for ob in doc[0]["obligations"])
 
 
-@pytest.mark.parametrize("shape", ["2x0x2", "abc", "2x2", "2x2x2;rm", "", "-1x2x2", "2x2x2 "])
+@pytest.mark.parametrize("shape", ["2x0x2", "abc", "2x2", "2x2x2;rm", "", "-1x2x2", "2x2x2 ", "1x2x2\n",
+                                   "１x2x2"])
 def test_prove_malformed_shape(shape):
     assert_usage_error(run("prove", "--shape", shape), "--shape")
 
@@ -169,6 +172,8 @@ def test_check_unsupported_operation_falls_back_to_crosscheck():
     ("os:system;ls", "MODULE:FUNCTION"),
     ("__import__('os').system", "MODULE:FUNCTION"),
     ("cli_impls", "MODULE:FUNCTION"),
+    ("cli_impls:backward\n", "MODULE:FUNCTION"),
+    ("cli_impls\n:backward", "MODULE:FUNCTION"),
 ])
 def test_check_bad_target(target, needle):
     assert_usage_error(run("check", target), needle)
@@ -258,3 +263,139 @@ def test_bounds_errors(tmp_path):
     assert_usage_error(run("bounds", "--params", pp), "--box")
     assert_usage_error(run("bounds"), "--params")
     assert_usage_error(run("bounds", "--params", pp, "--box", bp, "--rounding", "up"), "rounding")
+
+
+# ---------------------------------------------------------------- regressions (adversarial review)
+@pytest.mark.parametrize("body,needle", [
+    ("import sys\nsys.exit(0)\n", "sys.exit(0)"),
+    ("raise SystemExit\n", "sys.exit(None)"),
+    ("class E(BaseException):\n    pass\nraise E('boom')\n", "E: boom"),
+])
+def test_check_module_exiting_at_import_is_a_usage_error(tmp_path, body, needle):
+    """C1: a module calling sys.exit(0) at import used to end the run with status 0 and no output."""
+    (tmp_path / "exits_at_import.py").write_text(body + "def backward(*a):\n    pass\n")
+    p = run("check", "exits_at_import:backward", path=[tmp_path])
+    assert_usage_error(p, "cannot import module 'exits_at_import'", needle)
+    p = run("check", "cli_impls:backward", "--forward", "exits_at_import:backward", path=[tmp_path])
+    assert_usage_error(p, "--forward")
+
+
+@pytest.mark.parametrize("target,extra", [
+    ("cli_impls:backward_exits", []),                   # exact symbolic check
+    ("cli_impls:backward_exits", ["--numeric"]),        # mpmath cross-check
+    ("cli_impls:backward_exits_no_xp", []),             # cross-check fallback
+    ("cli_impls:backward_base_exception", []),
+    ("cli_impls:backward_base_exception", ["--numeric"]),
+])
+def test_check_function_that_exits_is_a_failed_check(target, extra):
+    """C1: a backward that calls sys.exit(0) used to pass silently (exit 0, no output)."""
+    p = run("check", target, "--shape", "1x2x2", *extra)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert "CHECK: FAIL" in p.stdout and "Traceback" not in p.stderr
+    assert ("sys.exit(0)" if "exits" in target else "_NotAnException") in p.stdout
+    p = run("check", target, "--shape", "1x2x2", "--json", *extra)
+    assert p.returncode == 1 and json.loads(p.stdout)["ok"] is False
+
+
+def test_check_forward_that_exits_is_a_failed_check():
+    p = run("check", "cli_impls:backward", "--forward", "cli_impls:backward_exits", "--numeric")
+    assert p.returncode == 1 and "CHECK: FAIL" in p.stdout and "sys.exit(0)" in p.stdout
+
+
+@pytest.mark.parametrize("eps", ["1e-99999999", "1e99999999", "1" * 200, "1e-1001", "1/" + "3" * 150])
+def test_absurd_eps_is_a_quick_usage_error(eps):
+    """C2: huge exponents in --eps used to hang (or overflow int->str while printing)."""
+    assert_usage_error(run("prove", "--shape", "1x2x2", "--eps", eps, timeout=60), "--eps")
+    assert_usage_error(run("check", "cli_impls:backward", "--shape", "1x2x2", "--eps", eps, timeout=60),
+                       "--eps")
+
+
+def test_eps_too_small_for_the_crosscheck_is_a_usage_error():
+    """An exact --eps that rounds to 0.0 in float64 cannot drive the numeric cross-check."""
+    assert_usage_error(run("check", "cli_impls:backward_no_xp", "--eps", "1e-400"), "--eps", "float64")
+
+
+@pytest.mark.parametrize("value", ["1e-99999999", "1e99999999", "1" * 200, "1e5000"])
+def test_absurd_json_strings_are_a_quick_usage_error(tmp_path, value):
+    """C3/C4: such strings in the JSON files used to hang or print a traceback."""
+    pp = write_json(tmp_path, "p.json", dict(PARAMS, gamma=[value, 1.0]))
+    bp = write_json(tmp_path, "b.json", BOX)
+    assert_usage_error(run("bounds", "--params", pp, "--box", bp, timeout=60), "gamma")
+    assert_usage_error(run("bounds", "--params", pp, "--box", bp, "--json", timeout=60), "gamma")
+    bx = write_json(tmp_path, "bx.json", {"lo": [[0.0, 1.0], [-1.0, 0.0]], "hi": [[value, 2.0], [1.0, 0.5]]})
+    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "q.json", PARAMS), "--box", bx,
+                           timeout=60), "hi")
+
+
+def test_huge_json_integers_are_a_usage_error(tmp_path):
+    """C4: exact arithmetic on 4000-digit JSON integers (within json's own limit) must not end in a
+    traceback (e.g. int->str conversion limits while printing): one line, exit 2."""
+    big = "1" + "0" * 4000
+    pp = write_json(tmp_path, "p.json", '{"running_mean": [%s, 1], "running_var": ["1/4", "1/4"], '
+                                        '"gamma": [%s, 1], "beta": [0, 1], "eps": "0"}' % (big, big))
+    assert_usage_error(run("bounds", "--params", pp, "--box", write_json(tmp_path, "b.json", BOX), timeout=60))
+    huge = "1" + "0" * 5000  # beyond Python's int-parsing limit
+    pp = write_json(tmp_path, "h.json", '{"running_mean": [%s, 1], "running_var": [1, 1], '
+                                        '"gamma": [1, 1], "beta": [0, 1], "eps": 0}' % huge)
+    assert_usage_error(run("bounds", "--params", pp, "--box", write_json(tmp_path, "b.json", BOX), timeout=60),
+                       "not valid JSON")
+
+
+@pytest.mark.parametrize("depth", [100000, 1000])
+def test_deeply_nested_json_is_a_usage_error(tmp_path, depth):
+    """C5: JSON nested 100000 deep used to raise RecursionError (a traceback, exit 1)."""
+    deep = write_json(tmp_path, "deep.json", '{"lo": %s, "hi": [[1.0]]}' % ("[" * depth + "]" * depth))
+    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "p.json", PARAMS), "--box", deep,
+                           timeout=60), "--box")
+    deep = write_json(tmp_path, "deep2.json", "[" * depth + "]" * depth)
+    assert_usage_error(run("bounds", "--params", deep, "--box", write_json(tmp_path, "b.json", BOX),
+                           timeout=60), "--params")
+
+
+def test_duplicate_json_keys_are_a_usage_error(tmp_path):
+    """C9: a duplicate key used to be taken silently (the last one won)."""
+    pp = write_json(tmp_path, "p.json", PARAMS)
+    dup = write_json(tmp_path, "dup.json", '{"lo": [[0.0, 1.0], [-1.0, 0.0]], "hi": [[1.0, 2.0], [1.0, 0.5]], '
+                                           '"lo": [[0.0, 0.0], [0.0, 0.0]]}')
+    assert_usage_error(run("bounds", "--params", pp, "--box", dup), "'lo'", "more than once")
+    nested = write_json(tmp_path, "p2.json", '{"x": {"a": 1, "a": 2}, ' + json.dumps(PARAMS)[1:])
+    assert_usage_error(run("bounds", "--params", nested, "--box", write_json(tmp_path, "b.json", BOX)), "'a'")
+
+
+def test_dps_range_matches_the_crosscheck_and_help():
+    """C7: --help said 15–10000 while the cross-check needs at least MIN_DPS."""
+    from symbolic_bn.crosscheck import MIN_DPS
+    h = run("check", "--help")
+    assert h.returncode == 0
+    assert f"{MIN_DPS}–10000" in " ".join(h.stdout.split())
+    assert_usage_error(run("check", "cli_impls:backward", "--dps", str(MIN_DPS - 1)), "--dps", str(MIN_DPS))
+    assert_usage_error(run("check", "cli_impls:backward", "--dps", "10001"), "--dps")
+    p = run("check", "cli_impls:backward_no_xp", "--shape", "1x2x2", "--dps", str(MIN_DPS), "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["crosscheck"]["dps"] == MIN_DPS
+
+
+@pytest.mark.parametrize("args,option", [
+    (["check", "cli_impls:backward", "--dps", "٥٠"], "--dps"),          # Arabic-Indic 50
+    (["check", "cli_impls:backward", "--dps", "５０"], "--dps"),        # fullwidth 50
+    (["check", "cli_impls:backward", "--dps", "5_0"], "--dps"),
+    (["check", "cli_impls:backward", "--dps", " 50"], "--dps"),
+    (["check", "cli_impls:backward", "--dps", "50\n"], "--dps"),
+    (["bounds", "--prove", "--channel-axis", "２"], "--channel-axis"),
+    (["bounds", "--prove", "--channel-axis", "1.0"], "--channel-axis"),
+    (["prove", "--shape", "1x2x2", "--budget", "١٠"], "--budget"),
+    (["prove", "--shape", "1x2x2", "--budget", "nan"], "--budget"),
+    (["prove", "--shape", "1x2x2", "--budget", "inf"], "--budget"),
+    (["prove", "--shape", "1x2x2", "--budget", "0"], "--budget"),
+])
+def test_integers_and_seconds_are_ascii(args, option):
+    """C7: argparse's int()/float() accepted Unicode digits, underscores, spaces and nan."""
+    assert_usage_error(run(*args), option)
+
+
+def test_channel_axis_negative_still_works(tmp_path):
+    box_t = {"lo": [[0.0, -1.0], [1.0, 0.0]], "hi": [[1.0, 1.0], [2.0, 0.5]]}
+    p = run("bounds", "--params", write_json(tmp_path, "p.json", PARAMS),
+            "--box", write_json(tmp_path, "b.json", box_t), "--channel-axis", "-1", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["ibp"]["lo"] == [[-0.5, -3.0], [0.5, -2.0]]
