@@ -306,9 +306,9 @@ def _cmd_prove(args) -> int:
                 prog.set(f"proving {'x'.join(map(str, shape))}")
                 try:
                     graph = batchnorm_channel_first(*shape, eps=eps)
-                except (ValueError, TypeError) as exc:
+                    certs.append(prove(graph, budget=budget, backend=args.backend))
+                except (ValueError, TypeError) as exc:  # bad shape/eps, empty domain, no backend
                     raise UsageError(_one_line(exc)) from None
-                certs.append(prove(graph, budget=budget, backend=args.backend))
     out = []
     if args.json:
         out.append(json.dumps([c.to_dict() for c in certs], indent=2, ensure_ascii=False))

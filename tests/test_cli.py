@@ -86,6 +86,10 @@ def test_prove_malformed_eps(eps):
     assert_usage_error(run("prove", "--shape", "1x2x2", "--eps", eps))
 
 
+def test_prove_empty_domain_is_bad_input():
+    assert_usage_error(run("prove", "--shape", "1x1x1", "--eps", "0"), "domain")
+
+
 def test_prove_bad_budget():
     assert_usage_error(run("prove", "--shape", "1x2x2", "--budget", "-1"), "--budget")
 
