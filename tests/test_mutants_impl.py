@@ -44,6 +44,10 @@ def test_wrong_backward_rejected_symbolically(fn):
     assert failed, [ob.status for ob in cert]
     for ob in failed:
         cex = ob.counterexample
+        if cex.get("undefined"):  # the function raised at an input inside the domain: confirm it
+            with pytest.raises((ZeroDivisionError, ValueError)):
+                _reevaluate_backward(fn, cex)
+            continue
         got, ref = _reevaluate_backward(fn, cex)
         assert differ_exactly(got, ref) is True
         assert sympy.expand(got - cex["implementation"]) == 0
@@ -78,9 +82,14 @@ def test_exactly_correct_but_unstable_backward(fn):
     numeric cross-check accepts it at well-conditioned points and rejects it at 'large_mean'."""
     assert check_backward(fn, SHAPE).ok
     assert crosscheck(backward=fn, shape=SHAPE, points=2, families=("normal",)).ok
-    with warnings.catch_warnings(), pytest.raises(ImplementationError, match="non-finite"):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # var < 0 after cancellation
-        crosscheck(backward=fn, shape=SHAPE, points=2, families=("large_mean",), dtype="float32")
+        try:  # non-finite values: reported as an error or as a failing comparison
+            res = crosscheck(backward=fn, shape=SHAPE, points=2, families=("large_mean",), dtype="float32")
+        except ImplementationError as exc:
+            assert "non-finite" in str(exc)
+        else:
+            assert not res.ok
 
 
 @pytest.mark.parametrize("fn", B.CORRECT_BACKWARDS[:2], ids=lambda f: f.__name__)
