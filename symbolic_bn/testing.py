@@ -2,7 +2,7 @@
 
     from symbolic_bn.testing import assert_backward_correct
     def test_my_backward():
-        assert_backward_correct(my_backward)            # proves it exactly at (1,2,2) and (2,3,3)
+        assert_backward_correct(my_backward)            # proves it exactly at (1,2,2) and (2,2,3)
 
 ``assert_backward_correct`` / ``assert_forward_correct`` run the exact symbolic check
 (:func:`symbolic_bn.check.check_backward` / ``check_forward``) at each shape.  If the function
@@ -12,6 +12,9 @@ e.g. a torch-only call) -- or ``numeric=True`` -- they fall back to
 fallback.  On failure they raise ``AssertionError`` with the failing obligation and its exact
 counterexample (inputs, grad_out, location, both values), or the crosscheck report.  An
 obligation that is 'undecided' is also a failure (never a silent pass); the message says so.
+
+The default shapes include one with two channels and H != W (2x2x3), so that per-channel mix-ups
+and H·H-for-H·W bugs cannot pass on square planes.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from .xp import UnsupportedOperation
 
 __all__ = ["assert_backward_correct", "assert_forward_correct"]
 
-DEFAULT_SHAPES = ((1, 2, 2), (2, 3, 3))
+DEFAULT_SHAPES = ((1, 2, 2), (2, 2, 3))
 
 
 def _numeric_eps(eps):
@@ -45,6 +48,8 @@ def _failure_message(cert):
         cex = ob.counterexample
         if cex:
             lines.append(f"  counterexample at {cex['location']}:")
+            if cex.get("undefined"):
+                lines.append(f"    {cex['undefined']}")
             lines.append(f"    implementation = {cex['implementation']}  (≈ {cex['implementation_approx']:.17g})")
             lines.append(f"    reference      = {cex['reference']}  (≈ {cex['reference_approx']:.17g})")
             for key in ("x", "gamma", "beta", "grad_out", "eps"):

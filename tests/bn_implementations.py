@@ -51,6 +51,14 @@ def forward_clamped(x, gamma, beta, eps, xp):
     return (x - mu) / xp.sqrt(var + eps) * _b(gamma) + _b(beta)
 
 
+def forward_sqrt_n(x, gamma, beta, eps, xp):
+    """std from the sum of squares: sqrt(S + N·eps)/sqrt(N) (radicand N·(var + eps))."""
+    n = _n(x)
+    mu = xp.mean(x, axis=AX, keepdims=True)
+    S = xp.sum((x - mu) ** 2, axis=AX, keepdims=True)
+    return (x - mu) * xp.sqrt(n) / xp.sqrt(S + n * eps) * _b(gamma) + _b(beta)
+
+
 # Wrong forwards
 
 
@@ -148,11 +156,51 @@ def backward_var_power(x, gamma, beta, g, eps, xp):
     return dx, xp.sum(g * xhat, axis=AX), xp.sum(g, axis=AX)
 
 
+def backward_torch(x, gamma, beta, g, eps, xp):
+    """PyTorch's CPU kernel: var = E[x²] − E[x]², invstd = (var + eps) ** -0.5, and
+    invstd·invstd (which SymPy turns into (var + eps)⁻¹)."""
+    n = _n(x)
+    mu = xp.mean(x, axis=AX, keepdims=True)
+    var = xp.mean(x * x, axis=AX, keepdims=True) - mu * mu
+    invstd = (var + eps) ** -0.5
+    dot = xp.sum(g * (x - mu), axis=AX, keepdims=True)
+    k = dot * invstd * invstd / n
+    gm = xp.sum(g, axis=AX, keepdims=True) / n
+    dx = (g - gm - (x - mu) * k) * invstd * _b(gamma)
+    return dx, (dot * invstd)[:, 0, 0], xp.sum(g, axis=AX)
+
+
+def backward_sqrt_n(x, gamma, beta, g, eps, xp):
+    """invstd = sqrt(N)/sqrt(S + N·eps) with S the sum of squared deviations."""
+    n = _n(x)
+    mu = xp.mean(x, axis=AX, keepdims=True)
+    invstd = xp.sqrt(n) / xp.sqrt(xp.sum((x - mu) ** 2, axis=AX, keepdims=True) + n * eps)
+    xhat = (x - mu) * invstd
+    dxhat = g * _b(gamma)
+    dx = (n * dxhat - xp.sum(dxhat, axis=AX, keepdims=True)
+          - xhat * xp.sum(dxhat * xhat, axis=AX, keepdims=True)) * invstd / n
+    return dx, xp.sum(g * xhat, axis=AX), xp.sum(g, axis=AX)
+
+
+def backward_into_grad_out(x, gamma, beta, g, eps, xp):
+    """Kernel style: dx is written into the grad_out buffer (g -= ...; return g).  Not in
+    CORRECT_BACKWARDS: it overwrites its argument, which only the exact checker tolerates."""
+    n = _n(x)
+    mu, _, invstd = _stats(x, eps, xp)
+    xhat = (x - mu) * invstd
+    s1 = xp.sum(g, axis=AX, keepdims=True)
+    s2 = xp.sum(g * xhat, axis=AX, keepdims=True)
+    g -= s1 / n
+    g -= xhat * s2 / n
+    g *= _b(gamma) * invstd
+    return g, s2[:, 0, 0], s1[:, 0, 0]
+
+
 CORRECT_BACKWARDS = [backward_closed_form, backward_staged, backward_moments, backward_division,
-                     backward_var_power]
+                     backward_var_power, backward_torch, backward_sqrt_n]
 #: exactly correct, but E[x²] − E[x]² cancels catastrophically at large means (crosscheck rejects)
-NUMERICALLY_UNSTABLE = [backward_moments, forward_moments_pow]
-CORRECT_FORWARDS = [forward_plain, forward_moments_pow, forward_clamped]
+NUMERICALLY_UNSTABLE = [backward_moments, backward_torch, forward_moments_pow]
+CORRECT_FORWARDS = [forward_plain, forward_moments_pow, forward_clamped, forward_sqrt_n]
 WRONG_FORWARDS = [forward_unbiased_var, forward_eps_outside, forward_no_beta]
 
 

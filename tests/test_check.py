@@ -296,3 +296,237 @@ def test_correct_backward_proved_for_any_positive_exact_eps(num, den):
 def test_counterexample_grad_out_is_never_constant(seed):
     cex = check_backward(B.wrong_dx_zeros, (1, 2, 2), seed=seed)["backward.dx"].counterexample
     assert len(set(np.array(cex["grad_out"], dtype=object).ravel())) > 1
+
+
+# ---------------------------------------------------------------------------------------------
+# review regressions: divisions SymPy cancels while the user's function runs (S1)
+
+AX = (1, 2)
+
+
+def _stats(x, xp):
+    mu = xp.mean(x, axis=AX, keepdims=True)
+    return mu, xp.mean((x - mu) ** 2, axis=AX, keepdims=True)
+
+
+def fw_sqrt_var_rescaled(x, gamma, beta, eps, xp):
+    """x̂ = (x − μ)/sqrt(var), then rescaled by sqrt(var)/sqrt(var + ε): NaN for a constant channel."""
+    mu, var = _stats(x, xp)
+    return (x - mu) / xp.sqrt(var) * (xp.sqrt(var) / xp.sqrt(var + eps)) * gamma[:, None, None] \
+        + beta[:, None, None]
+
+
+def fw_cancel_centered(x, gamma, beta, eps, xp):
+    """(t·t)/(t·std) with t = x − μ: undefined wherever x equals its channel mean."""
+    mu, var = _stats(x, xp)
+    t = x - mu
+    return (t * t) / (t * xp.sqrt(var + eps)) * gamma[:, None, None] + beta[:, None, None]
+
+
+def fw_sqrt_var_minus_one(x, gamma, beta, eps, xp):
+    """s = sqrt(var − 1) is not real for var < 1, though s·s + 1 + ε = var + ε."""
+    mu, var = _stats(x, xp)
+    s = xp.sqrt(var - 1)
+    return (x - mu) / xp.sqrt(s * s + 1 + eps) * gamma[:, None, None] + beta[:, None, None]
+
+
+def fw_divide_by_zero_everywhere(x, gamma, beta, eps, xp):
+    """d = max(x, μ) + min(x, μ) − x − μ is 0 for all real inputs: 0/0 everywhere."""
+    mu, var = _stats(x, xp)
+    d = xp.maximum(x, mu) + xp.minimum(x, mu) - x - mu
+    return (x - mu) * d / (xp.sqrt(var + eps) * d) * gamma[:, None, None] + beta[:, None, None]
+
+
+def bw_inplace_abn(x, gamma, beta, g, eps, xp):
+    """InPlace-ABN style: x̂ recovered as (y − β)/γ -- undefined at γ = 0."""
+    n = x.shape[1] * x.shape[2]
+    mu, var = _stats(x, xp)
+    std = xp.sqrt(var + eps)
+    G, Bt = gamma[:, None, None], beta[:, None, None]
+    xhat = ((x - mu) / std * G + Bt - Bt) / G
+    dbeta = xp.sum(g, axis=AX)
+    dgamma = xp.sum(g * xhat, axis=AX)
+    dx = G / std / n * (n * g - dbeta[:, None, None] - xhat * dgamma[:, None, None])
+    return dx, dgamma, dbeta
+
+
+@pytest.mark.parametrize("fn", [fw_sqrt_var_rescaled, fw_cancel_centered, fw_sqrt_var_minus_one,
+                                fw_divide_by_zero_everywhere], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("eps", [None, 1e-5])
+def test_cancelled_division_or_radicand_is_never_proved(fn, eps):
+    ob = check_forward(fn, (2, 2, 2), eps=eps)["forward.y"]
+    assert ob.status == "failed", (ob.status, ob.detail)
+    cex = ob.counterexample
+    assert "undefined" in cex and "var_c + ε > 0" in cex["undefined"]
+    # the point is inside the domain and the function really has no value there
+    x = np.array(cex["x"], dtype=object)
+    for c in range(x.shape[0]):
+        xs = list(x[c].flat)
+        mu = sum(xs) / len(xs)
+        assert sum((v - mu) ** 2 for v in xs) / len(xs) + cex["eps"] > 0
+    with pytest.raises((ZeroDivisionError, ValueError)):
+        fn(X.to_sympy_array(x), X.to_sympy_array(cex["gamma"]), X.to_sympy_array(cex["beta"]),
+           cex["eps"], X.symbolic)
+
+
+def test_inplace_abn_backward_undefined_at_gamma_zero_is_failed():
+    cert = check_backward(bw_inplace_abn, (2, 2, 2))
+    assert not any(ob.proved for ob in cert)
+    cex = cert["backward.dx"].counterexample
+    assert cex["undefined"] and 0 in cex["gamma"]
+
+
+def test_cancelled_divisor_not_hit_by_any_point_is_undecided_and_named():
+    def fw(x, gamma, beta, eps, xp):
+        d = x[:, :1, :1] * x[:, :1, :1] + 1  # never 0, but not implied by var_c + ε > 0 here
+        return B.forward_plain(x, gamma, beta, eps, xp) * d / d
+    ob = check_forward(fw, (2, 2, 2))["forward.y"]
+    assert ob.status == "undecided"
+    assert "x_0_0_0**2 + 1 != 0 (a divisor)" in ob.detail
+
+
+def test_recorded_side_conditions_of_correct_code_are_accepted():
+    """Divisions by std, std², (var + ε)^(-3/2) and sqrt(var) radicands are implied by the domain."""
+    def fw(x, gamma, beta, eps, xp):
+        mu, var = _stats(x, xp)
+        std = xp.sqrt(var + eps)
+        r = xp.sqrt(var) * 0 + std / (std * std) * (var + eps) ** -0.5 * std
+        return (x - mu) * r * gamma[:, None, None] + beta[:, None, None]
+    assert check_forward(fw, (2, 2, 2)).ok
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs that do not come from the inputs (S2), constants the interval check cannot evaluate (B4)
+
+
+def test_output_rebuilt_from_symbol_names_is_an_implementation_error():
+    def by_name(x, gamma, beta, eps, xp):
+        C, H, W = x.shape
+        xs, gs, bs = X.symbols_array("x", (C, H, W)), X.symbols_array("gamma", (C,)), X.symbols_array("beta", (C,))
+        return B.forward_plain(xs, gs, bs, sympy.Symbol("ε", real=True), xp)
+    with pytest.raises(ImplementationError, match=r"at numeric inputs y\[0, 0, 0\] still contains the symbol"):
+        check_forward(by_name, (1, 2, 2))
+
+
+def test_pi_in_a_wrong_output_is_undecided_with_the_reason():
+    def with_pi(x, gamma, beta, eps, xp):
+        return B.forward_plain(x, gamma, beta, eps, xp) + (xp.pi - 3)
+    ob = check_forward(with_pi, (1, 2, 2))["forward.y"]
+    assert ob.status == "undecided"
+    assert "could not be compared exactly" in ob.detail and "pi" in ob.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# default shapes (S4)
+
+
+def _fw_h_squared(x, gamma, beta, eps, xp):
+    n = x.shape[1] * x.shape[1]  # BUG: H·H instead of H·W
+    mu = xp.sum(x, axis=AX, keepdims=True) / n
+    d = x - mu
+    var = xp.sum(d * d, axis=AX, keepdims=True) / n
+    return d / xp.sqrt(var + eps) * gamma[:, None, None] + beta[:, None, None]
+
+
+def test_default_shapes_have_two_channels_and_a_non_square_plane():
+    from symbolic_bn import testing
+    from symbolic_bn.check import DEFAULT_SHAPE
+    assert DEFAULT_SHAPE[0] >= 2 and DEFAULT_SHAPE[1] != DEFAULT_SHAPE[2]
+    assert any(c >= 2 and h != w for c, h, w in testing.DEFAULT_SHAPES)
+    assert check_forward(_fw_h_squared)["forward.y"].status == "failed"
+    with pytest.raises(AssertionError, match="FAILED"):
+        assert_forward_correct(_fw_h_squared)
+
+
+# ---------------------------------------------------------------------------------------------
+# functions that write into their arguments (W1)
+
+
+def test_backward_writing_into_grad_out_is_proved():
+    cert = check_backward(B.backward_into_grad_out, (2, 2, 2))
+    assert cert.ok, [(ob.name, ob.status, ob.detail) for ob in cert]
+
+
+def test_mutating_x_or_gamma_cannot_corrupt_the_reference():
+    def mut_x(x, gamma, beta, g, eps, xp):
+        x -= xp.mean(x, axis=AX, keepdims=True)  # shift invariance: still correct
+        return B.backward_closed_form(x, gamma, beta, g, eps, xp)
+
+    def mut_gamma(x, gamma, beta, g, eps, xp):
+        out = B.backward_closed_form(x, gamma, beta, g, eps, xp)
+        gamma *= 2
+        return out
+
+    def mut_g_wrong(x, gamma, beta, g, eps, xp):
+        dx, dgamma, _ = B.backward_closed_form(x, gamma, beta, g, eps, xp)
+        g *= gamma[:, None, None]
+        return dx, dgamma, xp.sum(g, axis=AX)  # dbeta = Σ γ·g: wrong
+
+    assert check_backward(mut_x, (1, 2, 2)).ok
+    assert check_backward(mut_gamma, (1, 2, 2)).ok
+    cert = check_backward(mut_g_wrong, (1, 2, 2))
+    assert cert["backward.dx"].proved and cert["backward.dbeta"].status == "failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# torch-style variants at 2x4x4 (W2)
+
+
+@pytest.mark.parametrize("fn", [B.backward_torch, B.backward_sqrt_n], ids=lambda f: f.__name__)
+def test_torch_style_backward_proved_at_2x4x4_quickly(fn):
+    cert = check_backward(fn, (2, 4, 4), budget=30)
+    assert cert.ok, [(ob.name, ob.status, ob.detail) for ob in cert]
+    assert cert.seconds < 30
+
+
+def test_radicand_positive_multiple_of_var_plus_eps_is_accepted():
+    ob = check_forward(B.forward_sqrt_n, (2, 2, 3))["forward.y"]
+    assert ob.proved, ob.detail
+
+
+def test_radicand_negative_multiple_is_not_accepted():
+    def fw(x, gamma, beta, eps, xp):
+        mu, var = _stats(x, xp)
+        return (x - mu) / xp.sqrt(-(var + eps)) * gamma[:, None, None] + beta[:, None, None]
+    assert not check_forward(fw, (1, 2, 2)).ok
+
+
+# ---------------------------------------------------------------------------------------------
+# budget (B1) and empty domains (B2)
+
+
+def test_budget_bounds_the_whole_check():
+    import time
+    t = time.perf_counter()
+    cert = check_forward(B.forward_plain, (1, 16, 16), budget=1)
+    assert time.perf_counter() - t < 6
+    ob = cert["forward.y"]
+    assert ob.status == "undecided" and "time budget of 1 s exceeded" in ob.detail
+
+
+def test_budget_running_out_inside_the_users_function_is_undecided_not_an_error():
+    import time
+
+    def slow(x, gamma, beta, eps, xp):
+        t = time.perf_counter()
+        while time.perf_counter() - t < 5:
+            pass
+        return B.forward_plain(x, gamma, beta, eps, xp)
+    t0 = time.perf_counter()
+    ob = check_forward(slow, (1, 2, 2), budget=0.3)["forward.y"]
+    assert ob.status == "undecided" and time.perf_counter() - t0 < 4
+
+
+@pytest.mark.parametrize("shape, eps", [((1, 1, 1), 0), ((2, 1, 1), -1), ((1, 1, 1), "-1/10")])
+def test_empty_domain_is_refused_naming_eps_and_shape(shape, eps):
+    with pytest.raises(ValueError, match=r"check_forward: eps=.* with shape .*x1x1: the domain var_c \+ ε > 0 is empty"):
+        check_forward(B.forward_plain, shape, eps=eps)
+    assert check_forward(B.forward_plain, (2, 1, 1), eps=None).ok  # symbolic ε: ε > 0 possible
+
+
+def test_very_negative_eps_points_stay_in_domain():
+    cert = check_backward(B.wrong_sign, (1, 2, 2), eps=-50)
+    cex = cert["backward.dx"].counterexample
+    x = np.array(cex["x"], dtype=object)[0].ravel()
+    mu = sum(x) / len(x)
+    assert sum((v - mu) ** 2 for v in x) / len(x) - 50 > 0

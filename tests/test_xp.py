@@ -815,3 +815,58 @@ def test_stored_values_and_in_place_updates_are_converted():
     assert all(type(v) is X.mpf_type(30) for v in m)
     assert m[1]._mpf_ == mpmath.mpf(0.1)._mpf_ and abs(m[2] * 3 - 1) < mpmath.mpf("1e-29")
     assert bool(S.asarray([0])) is False and bool(S.asarray(Fraction(1, 3))) is True
+
+
+# --------------------------------------------------------------------------------------------
+# record_domain: side conditions SymPy's automatic cancellations would hide
+
+
+def test_record_domain_sees_cancelled_divisors_and_radicands():
+    x = X.symbols_array("x", (2,))
+    s = X.symbolic
+    with X.record_domain() as log:
+        y = x * x / (x * (x + 1))                 # SymPy: x/(x + 1) -- the divisor x vanished
+        z = s.sqrt(x + 2) * s.sqrt(x + 2)         # SymPy: x + 2 -- the radicand vanished
+        w = (x + 3) ** -0.5 + s.reciprocal(x + 4) + s.log(x + 5) + s.power(x + 6, -2)
+    assert str(y[0]) == "x_0/(x_0 + 1)" and z[0] == x[0] + 2
+    assert x[0] * (x[0] + 1) in log.nonzero and "divisor" in log.nonzero[x[0] * (x[0] + 1)]
+    assert x[1] + 2 in log.nonnegative
+    assert x[0] + 3 in log.positive and "-1/2" in log.positive[x[0] + 3]
+    assert x[0] + 4 in log.nonzero and x[0] + 5 in log.positive and x[0] + 6 in log.nonzero
+    assert w.shape == (2,) and len(log) >= 10
+
+
+def test_record_domain_skips_constants_and_positive_integer_powers():
+    x = X.symbols_array("x", (2,))
+    with X.record_domain() as log:
+        _ = x / 3 + x ** 2 + X.symbolic.sqrt(X.symbolic.asarray([4, 9])) + X.symbolic.mean(x)
+    assert len(log) == 0
+
+
+def test_record_domain_is_per_block_and_does_not_leak():
+    x = X.symbols_array("x", (1,))
+    _ = 1 / x  # outside any block: nothing recorded anywhere
+    with X.record_domain() as outer:
+        with X.record_domain() as inner:
+            _ = 1 / (x + 1)
+        _ = 1 / (x + 2)
+    with X.record_domain() as later:
+        pass
+    assert set(inner.nonzero) == {x[0] + 1}
+    assert set(outer.nonzero) == {x[0] + 2}
+    assert len(later) == 0
+
+
+def test_record_domain_ignores_the_mpmath_namespace():
+    m = X.mpmath_namespace(30)
+    with X.record_domain() as log:
+        _ = m.asarray([1, 2]) / m.asarray([3, 4])
+        _ = m.sqrt(m.asarray([2]))
+    assert len(log) == 0
+
+
+def test_record_domain_outer_ufunc():
+    x = X.symbols_array("x", (2,))
+    with X.record_domain() as log:
+        _ = np.divide.outer(x, x + 1)
+    assert set(log.nonzero) == {x[0] + 1, x[1] + 1}
