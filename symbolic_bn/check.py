@@ -16,20 +16,54 @@ exact value), and compare every output entry with the reference:
 * backward: ``Jᵀ·g`` with the Jacobian of the reference forward computed by ``sympy.diff``
   (sparse: one block per channel, computed once per channel).
 
-Each entry's difference goes to :func:`symbolic_bn.decide.decide_zero` (exact normal form; equal
-radicands after ``expand`` share one σ, so a user's ``E[x²] − E[x]² + ε`` gets the same σ as the
-graph's ``var + ε``).  A zero normal form is a proof only if every radicand decide_zero used is
-``var_c + ε`` for some channel and every denominator it cleared is a nonzero constant times σ's
-and powers of ``var_c + ε`` -- all nonzero under the stated assumption; otherwise the obligation is
+The user's function gets fresh copies of the symbol arrays (it may write into them: ``g -= ...;
+return g`` is fine); the reference and Jᵀg are built before it runs.
+
+Each entry's difference goes through :func:`symbolic_bn.decide.decide_zero`'s procedure (exact
+normal form over ℚ).  Radicands and denominators are compared as polynomials in the input symbols
+(converted without ``sympy.expand``) up to a positive rational factor: a user's
+``E[x²] − E[x]² + ε`` and ``S + N·ε`` (``S = N·var``) both get the σ of the graph's ``var + ε``
+(``sqrt(k·u) = sqrt(k)·σ`` for rational ``k > 0``), and ``(var + ε)⁻¹`` is ``σ⁻²``.  A zero normal
+form is a proof only if every radicand used is a positive constant or a positive multiple of
+``var_c + ε`` for some channel and every denominator cleared is a nonzero constant times σ's and
+powers of ``var_c + ε`` -- all nonzero under the stated assumption; otherwise the obligation is
 'undecided' and ``detail`` names the extra assumption.  ``Max(var_c, 0)`` and ``Max(var_c + ε, 0)``
 in the user's result (TorchLean's clamp) are replaced by their first argument first: ``var_c`` is a
 sum of squares over ``N`` (≥ 0) and ``var_c + ε > 0`` is assumed.
 
-Before deciding, and again when the normal form is not zero, the checker looks for an exact
-counterexample: random rational inputs (``var_c + ε > 0``; with a symbolic ε a rational ε > 0 is
-chosen), a generic rational ``grad_out`` (never constant), the user's function re-run on the
-symbolic namespace at those exact numbers, the reference from the graph itself
-(``evaluate``/``backprop`` with seed ``yChw = grad_out``), and :func:`differ_exactly` to confirm.
+Side conditions hidden by SymPy.  SymPy simplifies while the user's function runs (``a·b/(a·c)``
+becomes ``b/c``, ``sqrt(u)·sqrt(u)`` becomes ``u``), so the finished expression may not show a
+division by something that can be zero.  The run is therefore wrapped in
+:func:`symbolic_bn.xp.record_domain`: every non-constant divisor and negative-power base must be
+nonzero, every sqrt / fractional-power radicand nonnegative and every log argument or
+negative-fractional-power base positive *on the domain*, by the same exact tests (a nonzero constant
+times powers of ``var_c + ε``; a positive multiple of products of ``var_c + ε``; ``var_c`` itself
+is ≥ 0 as a sum of squares).  Anything else makes every obligation 'undecided' with ``detail``
+naming the condition -- unless an exact point shows the function undefined (below).  Only
+operations that go through the namespace are seen: arithmetic on *bare* SymPy entries
+(``x[0, 0, 0] / d``) bypasses the record, and only the degenerate points below can catch a
+cancelled division there.
+
+Counterexamples: exact rational points inside the domain (``var_c + ε > 0``; with a symbolic ε a
+rational ε > 0 is chosen; an exact ε ≤ 0 spreads each channel until its variance exceeds −ε), a
+generic rational ``grad_out`` (never constant), the user's function re-run on the symbolic
+namespace at those exact numbers, the reference from the graph itself (``evaluate``/``backprop``
+with seed ``yChw = grad_out``), and :func:`differ_exactly` to confirm.  Point 0 is generic and
+always tried first; when the proof does not go through, points 1-3 are degenerate (channel 0
+constant, i.e. ``var_0 = 0``, when ε > 0; ``γ_0 = 0``; every channel's first entry equal to its
+mean) and 4-8 generic again.  If the function raises ``ZeroDivisionError``, takes the sqrt/log of a
+negative number, or returns a non-finite or non-real entry at such a point, the obligation is
+'failed': the counterexample carries the point and ``counterexample['undefined']`` says that the
+function is undefined where ``var_c + ε > 0``.  An output that still contains symbols at a numeric
+point (the function built its own symbols) is an :class:`ImplementationError`; values that
+:func:`differ_exactly` cannot evaluate (``pi``, ``E``, ``exp``, ...) leave the obligation
+'undecided' with ``detail`` saying so.
+
+Empty domains are refused up front: for ``H·W = 1`` the variance is identically 0, so an exact
+``eps <= 0`` raises ``ValueError`` naming eps and the shape (for ``H·W >= 2`` the domain is never
+empty).  ``budget`` bounds everything: building the reference, running the function and the setup
+count against the first obligation's budget, each further obligation has its own; when it runs out
+the obligation is 'undecided' (``time_budget`` interrupts pure-Python work, main thread only).
 
 Bad functions raise :class:`symbolic_bn.crosscheck.ImplementationError` with a message naming the
 function and the problem (it raised; wrong number of outputs; wrong shape; a float/NaN/inf left
@@ -477,6 +511,9 @@ class _Reference:
         if u.is_Mul:
             return all(self.nonnegative_ok(a) for a in u.args)
         if u.is_Pow and u.exp.is_Rational:
+            if u.exp < 0:  # also a division: the base must be nonzero
+                return self.positive_ok(u.base) or (u.exp.is_Integer and u.exp % 2 == 0
+                                                    and self.nonzero_ok(u.base))
             if u.exp.is_Integer and u.exp % 2 == 0:
                 return True
             return self.nonnegative_ok(u.base)
