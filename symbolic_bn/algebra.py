@@ -177,7 +177,12 @@ def make_backend(names, backend: str | None = None):
     raise ValueError(f"backend must be one of {available_backends()}, got {backend!r}")
 
 
+_FLINT_POLY = _flint.fmpq_mpoly if _flint is not None else None
+
+
 def is_zero(p) -> bool:
+    if type(p) is _FLINT_POLY:  # the hot path of the prover
+        return p.is_zero()
     if isinstance(p, LinearForm):
         return not p.terms
     if isinstance(p, (int, Fraction)):
@@ -436,12 +441,8 @@ class LinearForm:
             raise TypeError("product of two linear forms is not linear")
         if is_zero(scalar):
             return LinearForm()
-        out = {}
-        for k, v in self.terms.items():
-            p = v * scalar
-            if not is_zero(p):
-                out[k] = p
-        return LinearForm(out)
+        # coefficients are nonzero and ℚ[atoms] has no zero divisors: no product can vanish
+        return LinearForm({k: v * scalar for k, v in self.terms.items()})
 
     __rmul__ = __mul__
 
