@@ -85,7 +85,7 @@ from . import xp as X
 from .batchnorm import EPS_SYMBOL, batchnorm_channel_first, check_shape, convert_eps
 from .certificate import Certificate, Obligation
 from .crosscheck import ImplementationError
-from .decide import METHOD_ZERO, BudgetExceeded, _Atomizer, differ_exactly, time_budget
+from .decide import METHOD_ZERO, BudgetExceeded, _Atomizer, _normal_form, differ_exactly, time_budget
 
 __all__ = ["check_forward", "check_backward", "DEFAULT_BUDGET", "DEFAULT_SHAPE", "ImplementationError"]
 
@@ -660,75 +660,6 @@ class _RingAtomizer(_Atomizer):
         return sym / sympy.Rational(int(lc.numerator), int(lc.denominator))
 
 
-def _split(P, i, key):
-    """Terms of P grouped by key(exponent of generator i) -> (group, new exponent); each group a
-    polynomial (one pass over P's terms; decide.py's version re-copies the growing groups)."""
-    groups = {}
-    for m, c in P.items():
-        k, e = key(m[i])
-        groups.setdefault(k, {})[m[:i] + (e,) + m[i + 1:]] = c
-    return {k: P.new(d) for k, d in groups.items()}
-
-
-def _iadd(acc, P):
-    get = acc.get
-    for m, c in P.items():
-        v = get(m, 0) + c
-        if v:
-            acc[m] = v
-        else:
-            del acc[m]
-
-
-def _mul(P, Q, R):
-    """P·Q; a monomial Q (e.g. a power of σ) is an exponent shift."""
-    if len(Q) == 1:
-        ((mq, cq),) = Q.items()
-        out = R.zero
-        for m, c in P.items():
-            out[tuple(a + b for a, b in zip(m, mq))] = c * cq
-        return out
-    return P * Q
-
-
-def _normal_form_fast(P, R, index, at, conv):
-    """decide.py's _normal_form (same steps, same result): eliminate each ι by multiplying with
-    the matching power of its denominator, then reduce each σ^k to u^(k//2)·σ^(k%2), latest atom
-    first -- with linear-time grouping and in-place sums."""
-    for sym in reversed(at.order):
-        if sym not in at.inverse_of or sym not in index:
-            continue
-        i = index[sym]
-        K = P.degree(i)
-        if K <= 0:
-            continue
-        q = conv(at.inverse_of[sym])
-        parts = _split(P, i, lambda e: (e, 0))
-        qpow = [R.one]
-        for _ in range(K):
-            qpow.append(_mul(qpow[-1], q, R))
-        new = R.zero
-        for e, part in parts.items():
-            _iadd(new, _mul(part, qpow[K - e], R))
-        P = new
-    for sym in reversed(at.order):
-        if sym not in at.radicand_of or sym not in index:
-            continue
-        i = index[sym]
-        if P.degree(i) < 2:
-            continue
-        u = conv(at.radicand_of[sym])
-        parts = _split(P, i, lambda e: (e // 2, e % 2))
-        upow = [R.one]
-        new = R.zero
-        for k in sorted(parts):
-            while len(upow) <= k:
-                upow.append(_mul(upow[-1], u, R))
-            _iadd(new, _mul(parts[k], upow[k], R))
-        P = new
-    return P
-
-
 def _decide_batch(pairs, budget, radicands=(), base=None):
     """decide_zero's procedure (see decide.py) for a batch of differences sharing subexpressions:
     one atomizer (:class:`_RingAtomizer`, so equal radicands -- up to a positive constant factor --
@@ -762,7 +693,7 @@ def _decide_batch(pairs, budget, radicands=(), base=None):
 
             out = []
             for loc, e in atomized:
-                out.append((loc, _normal_form_fast(conv(e), R, index, at, conv)))
+                out.append((loc, _normal_form(conv(e), R, index, at, conv)))
             return out, at
     except BudgetExceeded:
         return "timeout", None

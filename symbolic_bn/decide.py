@@ -212,55 +212,71 @@ class _Atomizer:
         return sym
 
 
-def _normal_form(P, R, gens_index, atomizer, ring_of):
-    """Eliminate ι's then reduce σ powers; returns the normal form in ring R."""
-    # Eliminate inverses, outermost (latest) first: q^K * sum_k P_k iota^k = sum_k P_k q^(K-k).
-    for sym in reversed(atomizer.order):
-        if sym not in atomizer.inverse_of or sym not in gens_index:
+def _split(P, i, key):
+    """Terms of P grouped by key(exponent of generator i) -> (group, new exponent); each group a
+    polynomial (one pass over P's terms)."""
+    groups = {}
+    for m, c in P.items():
+        k, e = key(m[i])
+        groups.setdefault(k, {})[m[:i] + (e,) + m[i + 1:]] = c
+    return {k: P.new(d) for k, d in groups.items()}
+
+
+def _iadd(acc, P):
+    get = acc.get
+    for m, c in P.items():
+        v = get(m, 0) + c
+        if v:
+            acc[m] = v
+        else:
+            del acc[m]
+
+
+def _mul(P, Q, R):
+    """P·Q; a monomial Q (e.g. a power of σ) is an exponent shift."""
+    if len(Q) == 1:
+        ((mq, cq),) = Q.items()
+        out = R.zero
+        for m, c in P.items():
+            out[tuple(a + b for a, b in zip(m, mq))] = c * cq
+        return out
+    return P * Q
+
+
+def _normal_form(P, R, index, at, conv):
+    """Eliminate each ι by multiplying with the matching power of its denominator, then reduce each
+    σ^k to u^(k//2)·σ^(k%2), latest atom first; linear-time grouping and in-place sums.
+    Returns the normal form in ring R."""
+    for sym in reversed(at.order):
+        if sym not in at.inverse_of or sym not in index:
             continue
-        i = gens_index[sym]
+        i = index[sym]
         K = P.degree(i)
         if K <= 0:
             continue
-        q = ring_of(atomizer.inverse_of[sym])
-        iota = R.gens[i]
-        new = R.zero
-        # split P by powers of iota
-        parts: dict = {}
-        for monom, coeff in P.terms():
-            e = monom[i]
-            m = list(monom)
-            m[i] = 0
-            parts.setdefault(e, R.zero)
-            parts[e] += R({tuple(m): coeff})
+        q = conv(at.inverse_of[sym])
+        parts = _split(P, i, lambda e: (e, 0))
         qpow = [R.one]
         for _ in range(K):
-            qpow.append(qpow[-1] * q)
+            qpow.append(_mul(qpow[-1], q, R))
+        new = R.zero
         for e, part in parts.items():
-            new += part * qpow[K - e]
+            _iadd(new, _mul(part, qpow[K - e], R))
         P = new
-        del iota
-    # Reduce radicals, outermost (latest) first: sigma^2 -> radicand.
-    for sym in reversed(atomizer.order):
-        if sym not in atomizer.radicand_of or sym not in gens_index:
+    for sym in reversed(at.order):
+        if sym not in at.radicand_of or sym not in index:
             continue
-        i = gens_index[sym]
+        i = index[sym]
         if P.degree(i) < 2:
             continue
-        u = ring_of(atomizer.radicand_of[sym])
-        parts = {}
-        for monom, coeff in P.terms():
-            e = monom[i]
-            m = list(monom)
-            m[i] = e % 2
-            parts.setdefault(e // 2, R.zero)
-            parts[e // 2] += R({tuple(m): coeff})
+        u = conv(at.radicand_of[sym])
+        parts = _split(P, i, lambda e: (e // 2, e % 2))
         upow = [R.one]
         new = R.zero
         for k in sorted(parts):
             while len(upow) <= k:
-                upow.append(upow[-1] * u)
-            new += parts[k] * upow[k]
+                upow.append(_mul(upow[-1], u, R))
+            _iadd(new, _mul(parts[k], upow[k], R))
         P = new
     return P
 
