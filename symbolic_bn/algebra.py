@@ -97,12 +97,21 @@ class _FlintBackend:
 
     def __init__(self, names):
         self.ctx = _flint.fmpq_mpoly_ctx.get(tuple(names), "lex")
+        self.context = self.ctx
         self.gens = list(self.ctx.gens())
         self.zero = self.ctx.from_dict({})
         self.one = self.zero + 1
 
     def coeff(self, q: Fraction):
         return _flint.fmpq(q.numerator, q.denominator)
+
+    @staticmethod
+    def context_of(p):
+        return p.context() if type(p) is _flint.fmpq_mpoly else None
+
+    @staticmethod
+    def as_fraction(q) -> Fraction:
+        return Fraction(int(q.p), int(q.q))
 
     def degree(self, p, i) -> int:
         return p.degrees()[i] if not p.is_zero() else -1
@@ -133,12 +142,21 @@ class _SympyBackend:
         from sympy.polys.rings import PolyRing
         self.QQ = QQ
         self.ring = PolyRing(list(names), QQ, "lex")
+        self.context = self.ring
         self.gens = list(self.ring.gens)
         self.zero = self.ring.zero
         self.one = self.ring.one
 
     def coeff(self, q: Fraction):
         return self.QQ(q.numerator, q.denominator)
+
+    @staticmethod
+    def context_of(p):
+        return getattr(p, "ring", None)
+
+    @staticmethod
+    def as_fraction(q) -> Fraction:
+        return Fraction(int(q.numerator), int(q.denominator))
 
     def degree(self, p, i) -> int:
         return p.degree(i) if p else -1
@@ -178,11 +196,14 @@ def make_backend(names, backend: str | None = None):
 
 
 _FLINT_POLY = _flint.fmpq_mpoly if _flint is not None else None
+_FLINT_Q = _flint.fmpq if _flint is not None else None
 
 
 def is_zero(p) -> bool:
     if type(p) is _FLINT_POLY:  # the hot path of the prover
         return p.is_zero()
+    if type(p) is _FLINT_Q:  # (python-flint 0.9's fmpq(0).is_zero() answers False)
+        return p == 0
     if isinstance(p, LinearForm):
         return not p.terms
     if isinstance(p, (int, Fraction)):
@@ -386,6 +407,96 @@ class AtomAlgebra:
                 dq = self.gradient(atom.argument, inputs, cache)
                 cache[key] = {j: -(v * g * g) for j, v in dq.items()}
         return cache[key]
+
+
+class _Parameter:
+    """ε in a per-channel algebra: resolved to the generator of the ring it is added to."""
+
+    def __init__(self, facade, symbol):
+        self.facade, self.symbol = facade, symbol
+
+    def _resolve(self, z):
+        alg = self.facade.alg_of(z)
+        if alg is None:
+            raise TypeError("a symbolic parameter can only be added to a polynomial of some channel")
+        return alg.parameters[self.symbol]
+
+    def __add__(self, z):
+        return z + self._resolve(z)
+
+    __radd__ = __add__
+
+
+class ChannelAtoms:
+    """Several :class:`AtomAlgebra` rings behind one algebra interface, one ring per channel.
+
+    Each polynomial operation costs in proportion to its ring's generators, so one ring per
+    channel keeps the prover's cost linear in C.  Operations are routed by the ring of their
+    argument; combining elements of two rings raises (flint: ``IncompatibleContextError``), so a
+    graph that mixes channels is detected and can be redone in a single ring.  Constants
+    (``one``, ``zero``, ``const``) are ring-free coefficients.
+    """
+
+    name = "atoms"
+
+    def __init__(self, algs):
+        self.algs = list(algs)
+        self.backend = self.algs[0].backend
+        self.one = self.backend.coeff(Fraction(1))
+        self.zero = self.backend.coeff(Fraction(0))
+        self._by_context = {id(a.backend.context): a for a in self.algs}
+
+    def alg_of(self, p):
+        ctx = self.backend.context_of(p)
+        return None if ctx is None else self._by_context[id(ctx)]
+
+    def _route(self, p):
+        alg = self.alg_of(p)
+        if alg is None:
+            raise TypeError("expected a polynomial of some channel")
+        return alg
+
+    @property
+    def atoms(self):
+        return [atom for alg in self.algs for atom in alg.atoms]
+
+    def const(self, q):
+        return self.backend.coeff(Fraction(q))
+
+    def parameter(self, value):
+        if value in self.algs[0].parameters:
+            return _Parameter(self, value)
+        if isinstance(value, sympy.Rational):
+            return self.backend.coeff(Fraction(int(value.p), int(value.q)))
+        raise ValueError(f"parameter {value!r} has no generator in this algebra")
+
+    def sum(self, items):
+        items = list(items)
+        return functools.reduce(operator.add, items) if items else self.zero
+
+    def sqrt_clamp(self, z):
+        return self._route(z).sqrt_clamp(z)
+
+    def sqrt_clamp_deriv(self, z):
+        return self._route(z).sqrt_clamp_deriv(z)
+
+    def inv(self, q):
+        alg = self.alg_of(q)
+        if alg is None:  # a ring-free constant: Lean's 0⁻¹ = 0
+            f = self.backend.as_fraction(q)
+            return self.zero if f == 0 else self.backend.coeff(1 / f)
+        return alg.inv(q)
+
+    def inv_deriv(self, q):
+        r = self.inv(q)
+        return -(r * r)
+
+    def gradient(self, f, inputs=None, cache=None):
+        alg = self.alg_of(f)
+        if alg is None:
+            return {}
+        cache = {} if cache is None else cache
+        return alg.gradient(f, inputs, cache.setdefault(id(alg), {}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ variables, so a polynomial identity in the coordinates is one in ``x``.
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import operator
 import os
 import random
 import time
@@ -33,8 +35,8 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from .algebra import (EXACT, AtomAlgebra, ExactAlgebra, LinearForm, available_backends,
-                      default_backend, is_zero)
+from .algebra import (EXACT, AtomAlgebra, ChannelAtoms, ExactAlgebra, LinearForm,
+                      available_backends, default_backend, is_zero)
 from .batchnorm import BatchNormGraph
 from .certificate import Certificate, Obligation
 from . import nodes as Nodes
@@ -327,48 +329,63 @@ def _stage_obligations(graph, node, budget, rng):
 
 
 class _BNAtoms:
-    """AtomAlgebra with generators m_c, u_{c,p} (p < N−1), γ_c, β_c [, ε] and input arrays."""
+    """The prover's algebra for a BatchNorm graph: generators m_c, u_{c,p} (p < N−1), γ_c, β_c
+    [, ε] per channel -- one ring per channel (``per_channel=True``, cost linear in C) or one ring
+    for all -- behind a :class:`~symbolic_bn.algebra.ChannelAtoms` facade, and the input arrays."""
 
-    def __init__(self, graph: BatchNormGraph, backend=None):
+    def __init__(self, graph: BatchNormGraph, backend=None, per_channel: bool = True):
         C, H, W, n = graph.C, graph.H, graph.W, graph.N
         self.graph = graph
-        names, self.m, self.u, self.gamma_i, self.beta_i = [], {}, {}, {}, {}
-        for c in range(C):
-            self.m[c] = len(names)
-            names.append(f"m{c}")
-            for p in range(n - 1):
-                self.u[(c, p)] = len(names)
-                names.append(f"u{c}_{p}")
-            self.gamma_i[c] = len(names)
-            names.append(f"gamma{c}")
-            self.beta_i[c] = len(names)
-            names.append(f"beta{c}")
+        self.per_channel = per_channel
         eps = graph.eps
-        self.eps_index = None
-        if isinstance(eps, sympy.Symbol):
-            self.eps_index = len(names)
-            names.append("eps")
-        alg = AtomAlgebra(names, spare=4 * C + 8, backend=backend)
-        if self.eps_index is not None:
-            alg.parameters[eps] = alg.gens[self.eps_index]
-        self.alg = alg
-        G = alg.gens
+        symbolic_eps = isinstance(eps, sympy.Symbol)
+        groups = [[c] for c in range(C)] if per_channel else [list(range(C))]
+        self.m, self.u, self.gamma_i, self.beta_i, self.eps_index = {}, {}, {}, {}, {}
+        self.ring_of_channel = {}
+        algs = []
+        for group in groups:
+            names = []
+            for c in group:
+                self.m[c] = len(names)
+                names.append(f"m{c}")
+                for p in range(n - 1):
+                    self.u[(c, p)] = len(names)
+                    names.append(f"u{c}_{p}")
+                self.gamma_i[c] = len(names)
+                names.append(f"gamma{c}")
+                self.beta_i[c] = len(names)
+                names.append(f"beta{c}")
+            eps_index = None
+            if symbolic_eps:
+                eps_index = len(names)
+                names.append(f"eps{group[0]}" if per_channel else "eps")
+            alg = AtomAlgebra(names, spare=4 * len(group) + 8, backend=backend)
+            if eps_index is not None:
+                alg.parameters[eps] = alg.gens[eps_index]
+            for c in group:
+                self.ring_of_channel[c] = alg
+                self.eps_index[c] = eps_index
+            algs.append(alg)
+        self.algs = algs
+        self.alg = ChannelAtoms(algs)
         x = np.empty((C, H, W), dtype=object)
         for c in range(C):
+            G = self.ring_of_channel[c].gens
             us = [G[self.u[(c, p)]] for p in range(n - 1)]
             for p in range(n):
                 h, w = divmod(p, W)
                 if p < n - 1:
                     x[c, h, w] = G[self.m[c]] + us[p]
                 else:
-                    x[c, h, w] = G[self.m[c]] - alg.sum(us) if us else G[self.m[c]]
+                    x[c, h, w] = G[self.m[c]] - functools.reduce(operator.add, us) if us else G[self.m[c]]
         self.inputs = {"x": x,
-                       "gamma": _vec([G[self.gamma_i[c]] for c in range(C)]),
-                       "beta": _vec([G[self.beta_i[c]] for c in range(C)])}
-        # derivatives of coordinates with respect to the inputs
+                       "gamma": _vec([self.ring_of_channel[c].gens[self.gamma_i[c]] for c in range(C)]),
+                       "beta": _vec([self.ring_of_channel[c].gens[self.beta_i[c]] for c in range(C)])}
+        # derivatives of coordinates with respect to the inputs: x_{c,p} = m_c + u_{c,p}, so
+        # D_{x_{c,q}} u_{c,p} = δ_pq − 1/N (sparse part plus a rank-one part) and D m_c = 1/N
         inputs = []
-        rank_one = []
         for c in range(C):
+            alg = self.ring_of_channel[c]
             u_part, w_part = {}, {self.m[c]: Fraction(1, n)}
             for p in range(n - 1):
                 w_part[self.u[(c, p)]] = Fraction(-1, n)
@@ -378,16 +395,23 @@ class _BNAtoms:
                 inputs.append(key)
                 alg.coordinate_derivative[key] = [(self.u[(c, p)], Fraction(1))] if p < n - 1 else []
                 u_part[key] = Fraction(1)
-            rank_one.append((u_part, w_part))
+            alg.rank_one = (alg.rank_one or []) + [(u_part, w_part)]
             inputs.append(("gamma", c))
             alg.coordinate_derivative[("gamma", c)] = [(self.gamma_i[c], Fraction(1))]
             inputs.append(("beta", c))
             alg.coordinate_derivative[("beta", c)] = [(self.beta_i[c], Fraction(1))]
-        alg.rank_one = rank_one
         self.input_keys = inputs
 
-    def input_key_of(self, slot, idx):
-        return (slot,) + tuple(int(i) for i in idx)
+
+def _with_channel_rings(fn, graph, backend):
+    """Run ``fn(bn)`` with one ring per channel; a graph that combines values of different
+    channels makes the rings clash, and is then redone exactly in a single ring."""
+    try:
+        return fn(_BNAtoms(graph, backend, per_channel=True))
+    except BudgetExceeded:
+        raise
+    except Exception:  # rings of two channels met (e.g. flint's IncompatibleContextError)
+        return fn(_BNAtoms(graph, backend, per_channel=False))
 
 
 def _unit_seed(graph, alg, slots=None):
@@ -401,7 +425,14 @@ def _unit_seed(graph, alg, slots=None):
 
 
 def _poly_to_exact(alg, p, values):
-    """Evaluate a backend polynomial exactly at generator values (SymPy numbers)."""
+    """Evaluate a polynomial (or ring-free constant) exactly; ``values`` maps each ring (by id)
+    to its generator values, or is one ring's list of values."""
+    if isinstance(alg, ChannelAtoms):
+        ring = alg.alg_of(p)
+        if ring is None:
+            f = alg.backend.as_fraction(p)
+            return sympy.Rational(f.numerator, f.denominator)
+        alg, values = ring, values[id(ring)]
     total = sympy.Integer(0)
     for monom, coeff in alg.backend.terms(p):
         term = sympy.Rational(coeff.numerator, coeff.denominator)
@@ -413,11 +444,12 @@ def _poly_to_exact(alg, p, values):
 
 
 def _atom_values(bn: _BNAtoms, x, gamma, beta, eps_value):
-    """Exact values of every generator of ``bn.alg`` at a rational input point."""
-    alg = bn.alg
+    """Exact values of every generator of every ring of ``bn`` at a rational input point,
+    as ``{id(ring): {generator index: value}}``."""
     g = bn.graph
-    vals = {}
+    out = {id(ring): {} for ring in bn.algs}
     for c in range(g.C):
+        vals = out[id(bn.ring_of_channel[c])]
         flat = [x[c][h][w] for h in range(g.H) for w in range(g.W)]
         m = sympy.Add(*flat) / g.N
         vals[bn.m[c]] = m
@@ -425,15 +457,14 @@ def _atom_values(bn: _BNAtoms, x, gamma, beta, eps_value):
             vals[bn.u[(c, p)]] = flat[p] - m
         vals[bn.gamma_i[c]] = gamma[c]
         vals[bn.beta_i[c]] = beta[c]
-    if bn.eps_index is not None:
-        vals[bn.eps_index] = eps_value
-    for atom in alg.atoms:  # in creation order: arguments only use earlier generators
-        arg = _poly_to_exact(alg, atom.argument, vals)
-        if atom.kind == "sqrt":
-            vals[atom.index] = sympy.sqrt(arg)
-        else:
-            vals[atom.index] = 1 / arg
-    return vals
+        if bn.eps_index[c] is not None:
+            vals[bn.eps_index[c]] = eps_value
+    for ring in bn.algs:
+        vals = out[id(ring)]
+        for atom in ring.atoms:  # in creation order: arguments only use earlier generators
+            arg = _poly_to_exact(ring, atom.argument, vals)
+            vals[atom.index] = sympy.sqrt(arg) if atom.kind == "sqrt" else 1 / arg
+    return out
 
 
 def _random_bn_point(graph, rng, eps_value):
@@ -478,6 +509,11 @@ def _compare_forms(got: dict, want: dict):
 
 def _normal_form_zero(alg, p):
     """Reduce p modulo the atom relations (clear ι by powers of its argument, σ² → radicand)."""
+    if isinstance(alg, ChannelAtoms):
+        ring = alg.alg_of(p)
+        if ring is None:  # a ring-free constant
+            return is_zero(p)
+        alg = ring
     B = alg.backend
     for atom in reversed(alg.atoms):
         if atom.kind != "inv":
@@ -527,29 +563,33 @@ def _end_to_end(graph, backend, budget, rng):
     counts = {}
     try:
         with time_budget(budget):
-            bn = _BNAtoms(graph, backend)
+            def run(bn):
+                alg = bn.alg
+                values = graph.evaluate(bn.inputs, alg)
+                seed = _unit_seed(graph, alg)
+                cot = graph.backprop(bn.inputs, seed, alg, values=values)
+                # J_E by the chain rule from each slot's forward value
+                cache = {}
+                jt = {k: {} for k in bn.input_keys}
+                for s in graph.slots:
+                    arr = values[s]
+                    for idx in np.ndindex(arr.shape):
+                        key = (s,) + tuple(int(i) for i in idx)
+                        for j, dv in alg.gradient(arr[idx], bn.input_keys, cache).items():
+                            jt[j][key] = dv
+                bad = []
+                nentries = 0
+                for j in bn.input_keys:
+                    form = cot[j[0]][j[1:]]
+                    nentries += len(jt[j])
+                    for k in _compare_forms(form.terms, jt[j]):
+                        diff = form.terms.get(k, alg.zero) - jt[j].get(k, alg.zero)
+                        if not _normal_form_zero(alg, diff):
+                            bad.append((j, k))
+                return bn, values, cot, jt, bad, nentries
+
+            bn, values, cot, jt, bad, nentries = _with_channel_rings(run, graph, backend)
             alg = bn.alg
-            values = graph.evaluate(bn.inputs, alg)
-            seed = _unit_seed(graph, alg)
-            cot = graph.backprop(bn.inputs, seed, alg, values=values)
-            # J_E by the chain rule from each slot's forward value
-            cache = {}
-            jt = {k: {} for k in bn.input_keys}
-            for s in graph.slots:
-                arr = values[s]
-                for idx in np.ndindex(arr.shape):
-                    key = (s,) + tuple(int(i) for i in idx)
-                    for j, dv in alg.gradient(arr[idx], bn.input_keys, cache).items():
-                        jt[j][key] = dv
-            bad = []
-            nentries = 0
-            for j in bn.input_keys:
-                form = cot[j[0]][j[1:]]
-                nentries += len(jt[j])
-                for k in _compare_forms(form.terms, jt[j]):
-                    diff = form.terms.get(k, alg.zero) - jt[j].get(k, alg.zero)
-                    if not _normal_form_zero(alg, diff):
-                        bad.append((j, k))
             counts = {"jacobian_entries": nentries, "atoms": len(alg.atoms),
                       "backend": alg.backend.name}
             extra = _extra_conditions(bn, values)
@@ -558,8 +598,9 @@ def _end_to_end(graph, backend, budget, rng):
                 detail = "; ".join(extra)
             elif not bad:
                 status = "proved"
+                rings = "one ring per channel" if bn.per_channel else "one ring for all channels"
                 method = (f"formal identity per seed coefficient in the atom algebra ({alg.backend.name} "
-                          f"polynomials over Q in centered coordinates m_c, u_c,p, γ, β, ε and atoms "
+                          f"polynomials over Q, {rings}, in centered coordinates m_c, u_c,p, γ, β, ε and atoms "
                           f"σ_c = sqrt(var_c + ε), ι_c = 1/σ_c; relations σ² = var + ε, σ·ι = 1 used "
                           f"only if needed); J_E by the chain rule from forward values "
                           f"({nentries} nonzero entries)")
@@ -612,23 +653,24 @@ def _extra_conditions(bn, values):
     Every σ must be the square root of some channel's ``var_eps`` (positive by assumption) and
     every ι the inverse of such a σ; anything else (a mutated graph taking other roots or
     inverses) would make a formal identity a proof only under unstated conditions."""
-    alg = bn.alg
     domain = list(np.ravel(values["var_eps"])) if "var_eps" in values else []
-    sigmas = set()
     extra = []
-    for atom in alg.atoms:
-        if atom.kind == "sqrt":
-            if any(is_zero(atom.argument - v) for v in domain):
-                sigmas.add(atom.index)
-            else:
-                extra.append(f"sqrt of a quantity other than var_c + ε (atom {atom.index}) needs it > 0")
-    for atom in alg.atoms:
-        if atom.kind == "inv":
-            arg_gens = alg.backend.present(atom.argument)
-            is_sigma = (len(arg_gens) == 1 and arg_gens[0] in sigmas
-                        and is_zero(atom.argument - alg.gens[arg_gens[0]]))
-            if not is_sigma:
-                extra.append(f"inverse of a quantity other than std_c (atom {atom.index}) needs it ≠ 0")
+    for ring in bn.algs:
+        own = [v for v in domain if bn.alg.alg_of(v) is ring]
+        sigmas = set()
+        for atom in ring.atoms:
+            if atom.kind == "sqrt":
+                if any(is_zero(atom.argument - v) for v in own):
+                    sigmas.add(atom.index)
+                else:
+                    extra.append(f"sqrt of a quantity other than var_c + ε (atom {atom.index}) needs it > 0")
+        for atom in ring.atoms:
+            if atom.kind == "inv":
+                arg_gens = ring.backend.present(atom.argument)
+                is_sigma = (len(arg_gens) == 1 and arg_gens[0] in sigmas
+                            and is_zero(atom.argument - ring.gens[arg_gens[0]]))
+                if not is_sigma:
+                    extra.append(f"inverse of a quantity other than std_c (atom {atom.index}) needs it ≠ 0")
     return extra
 
 
@@ -782,7 +824,7 @@ def _links(graph, backend, budget, rng):
         status, method, cex, detail = "undecided", "", None, None
         try:
             with time_budget(budget):
-                status, method, detail = fn()
+                status, method, detail = _with_channel_rings(fn, graph, backend)
         except BudgetExceeded:
             method = "time budget exceeded"
         if status == "remainder":
@@ -793,8 +835,7 @@ def _links(graph, backend, budget, rng):
                                lean_name=lean_name, seconds=timer.seconds, counterexample=cex,
                                group="link", detail=detail))
 
-    def backward_link():
-        bn = _BNAtoms(graph, backend)
+    def backward_link(bn):
         alg = bn.alg
         values = graph.evaluate(bn.inputs, alg)
         seed = _unit_seed(graph, alg, ["yChw"])
@@ -811,8 +852,7 @@ def _links(graph, backend, budget, rng):
                   "σ·ι = 1 if needed); seed g symbolic on yChw only")
         return _link_verdict(bad, bn, values, method)
 
-    def jvp_link():
-        bn = _BNAtoms(graph, backend)
+    def jvp_link(bn):
         alg = bn.alg
         values = graph.evaluate(bn.inputs, alg)
         tangents = _unit_seed(graph, alg, ["x", "gamma", "beta"])
@@ -828,8 +868,7 @@ def _links(graph, backend, budget, rng):
         method = "per tangent coefficient, formal identity in the atom algebra; tangent (dx, dγ, dβ) symbolic"
         return _link_verdict(bad, bn, values, method)
 
-    def forward_link():
-        bn = _BNAtoms(graph, backend)
+    def forward_link(bn):
         alg = bn.alg
         values = graph.evaluate(bn.inputs, alg)
         y = spec_forward(alg, graph, bn.inputs["x"], bn.inputs["gamma"], bn.inputs["beta"])
@@ -894,16 +933,18 @@ def _link_counterexample(graph, name, rng):
 def _sos_holds(graph, backend):
     """var_c (the graph's own) = (1/N)·Σ_p ℓ_p², ℓ_p = x_p − (1/N)Σ_q x_q, exactly, for every c."""
     C, n = graph.C, graph.N
-    bn = _BNAtoms(graph, backend)
-    alg = bn.alg
-    values = graph.evaluate(bn.inputs, alg)
-    x = bn.inputs["x"].reshape(C, n)
-    for c in range(C):
-        mean_c = alg.sum(x[c, q] for q in range(n)) * alg.const(Fraction(1, n))
-        sos = alg.sum((x[c, p] - mean_c) * (x[c, p] - mean_c) for p in range(n)) * alg.const(Fraction(1, n))
-        if not is_zero(values["var"][c] - sos):
-            return False
-    return True
+
+    def run(bn):
+        alg = bn.alg
+        values = graph.evaluate(bn.inputs, alg)
+        x = bn.inputs["x"].reshape(C, n)
+        for c in range(C):
+            mean_c = alg.sum(x[c, q] for q in range(n)) * alg.const(Fraction(1, n))
+            sos = alg.sum((x[c, p] - mean_c) * (x[c, p] - mean_c) for p in range(n)) * alg.const(Fraction(1, n))
+            if not is_zero(values["var"][c] - sos):
+                return False
+        return True
+    return _with_channel_rings(run, graph, backend)
 
 
 def _domain(graph, budget, rng, backend=None):

@@ -35,6 +35,7 @@ def test_end_to_end_statement_and_assumptions():
     ob = cert["end_to_end.backprop_eq_adjoint_fderiv"]
     assert ob.lean_name == "backprop_eq_adjoint_fderiv_batchNorm_channel_first_at"
     assert "12CN + 7C" in ob.statement and "110" in ob.statement  # 12*2*4 + 7*2
+    assert "one ring per channel" in ob.method
     assert any("var_c + ε > 0" in a for a in ob.assumptions)
     assert any("std_c ≠ 0" in a for a in ob.assumptions)
     assert cert.parameters["context_size"] == 110 and cert.parameters["input_size"] == 12
