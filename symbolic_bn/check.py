@@ -85,7 +85,8 @@ from . import xp as X
 from .batchnorm import EPS_SYMBOL, batchnorm_channel_first, check_shape, convert_eps
 from .certificate import Certificate, Obligation
 from .crosscheck import ImplementationError
-from .decide import METHOD_ZERO, BudgetExceeded, _Atomizer, _normal_form, differ_exactly, time_budget
+from .decide import (METHOD_ZERO, BudgetExceeded, _Atomizer, _iadd, _normal_form, differ_exactly,
+                     time_budget)
 
 __all__ = ["check_forward", "check_backward", "DEFAULT_BUDGET", "DEFAULT_SHAPE", "ImplementationError"]
 
@@ -306,13 +307,7 @@ def _to_ring(R, index, expr, memo):
             if expr.is_Add:
                 r = R.zero
                 for pa in parts:  # in place: a fresh element, never shared
-                    get = r.get
-                    for m, c in pa.items():
-                        v = get(m, 0) + c
-                        if v:
-                            r[m] = v
-                        else:
-                            del r[m]
+                    _iadd(r, pa)
             else:
                 r = R.one
                 for pa in parts:
