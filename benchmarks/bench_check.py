@@ -10,7 +10,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import bn_implementations as B  # noqa: E402
-from symbolic_bn.check import check_backward, check_forward  # noqa: E402
+from symbolic_bn.checks.check import check_backward, check_forward  # noqa: E402
 
 
 def main(shape=(2, 4, 4)):

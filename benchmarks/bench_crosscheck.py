@@ -9,7 +9,7 @@ import json
 import time
 
 from symbolic_bn import numeric
-from symbolic_bn.crosscheck import crosscheck
+from symbolic_bn.checks.crosscheck import crosscheck
 
 SHAPE = (2, 4, 4)
 DPS = 50

@@ -75,7 +75,7 @@ import json, time
 import numpy as np
 out = {}
 try:
-    from symbolic_bn.check import check_backward
+    from symbolic_bn.checks.check import check_backward
     from symbolic_bn import numeric
     t0 = time.perf_counter()
     cert = check_backward(numeric.backward, shape=(2, 4, 4))
@@ -83,7 +83,7 @@ try:
 except ImportError as exc:
     out["check_backward_2x4x4"] = {"skipped": str(exc)}
 try:
-    from symbolic_bn.crosscheck import crosscheck
+    from symbolic_bn.checks.crosscheck import crosscheck
     from symbolic_bn import numeric
     t0 = time.perf_counter()
     res = crosscheck(numeric.forward, numeric.backward, shape=(2, 4, 4), dps=50, points=20)
@@ -127,7 +127,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="skip the naive baseline at 1x3x3")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args(argv)
-    from symbolic_bn.algebra import default_backend
+    from symbolic_bn.exact.algebra import default_backend
     backend = args.backend or default_backend()
 
     results = {"schema": 1, "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from symbolic_bn import allsizes
+from symbolic_bn.obligations import allsizes
 
 
 def _sizes(text: str) -> list[int]:

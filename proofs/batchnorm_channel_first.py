@@ -15,7 +15,7 @@ import sys
 
 from symbolic_bn import batchnorm_channel_first, prove
 from symbolic_bn.cli import UsageError, parse_eps, parse_shape
-from symbolic_bn.render import certificate_text
+from symbolic_bn.report.text import certificate_text
 
 
 def main(argv=None) -> int:

@@ -10,16 +10,19 @@ Main entry points::
     from symbolic_bn import prove_all_sizes                  # symbolic N and C
     from symbolic_bn import bounds                           # inference-time bounds
 """
-# The functions below share their names with their modules (symbolic_bn.prove, .crosscheck):
-# binding them here, after the submodule import, keeps ``symbolic_bn.crosscheck(...)`` callable.
-from . import bounds, numeric, testing, xp
-from .allsizes import prove_all_sizes
-from .batchnorm import BatchNormGraph, batchnorm_channel_first
-from .certificate import Certificate, Obligation
-from .check import check_backward, check_forward
-from .crosscheck import crosscheck
-from .graph import Graph
-from .prove import prove
+# The functions below share their names with their modules (symbolic_bn.obligations.prove, .crosscheck):
+# binding them here, after the submodule import, keeps ``symbolic_bn.checks.crosscheck(...)`` callable.
+from . import bounds
+from .checks import numeric
+from . import testing
+from . import xp
+from .obligations.allsizes import prove_all_sizes
+from .graphs.batchnorm import BatchNormGraph, batchnorm_channel_first
+from .obligations.certificate import Certificate, Obligation
+from .checks.check import check_backward, check_forward
+from .checks.crosscheck import crosscheck
+from .graphs.graph import Graph
+from .obligations.prove import prove
 
 __version__ = "0.1.0"
 

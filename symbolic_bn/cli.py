@@ -8,7 +8,7 @@ backward implementation: exact symbolic check when it takes ``xp``, mpmath cross
 Exit status: 0 when everything checked holds, 1 when an obligation failed or a check did not
 pass (or is undecided), 2 for bad usage or input.  User errors are one line on stderr.
 Nothing typed on the command line goes through ``eval`` or ``sympify``: shapes are matched by a
-strict pattern, numbers parsed by :func:`symbolic_bn.decide.to_exact` (integers by an ASCII-digit
+strict pattern, numbers parsed by :func:`symbolic_bn.exact.decide.to_exact` (integers by an ASCII-digit
 pattern), and ``MODULE:FUNCTION`` is validated by an identifier pattern and imported with
 :mod:`importlib`.  All output is assembled before anything is printed, so an error never leaves a
 partial report on stdout.  The checked code cannot end the run: ``SystemExit`` (or any other
@@ -57,7 +57,7 @@ def parse_shape(text: str):
     dims = tuple(int(g) for g in m.groups())
     if min(dims) <= 0:
         raise UsageError(f"--shape dimensions must be positive, got {text!r}")
-    from .batchnorm import check_shape
+    from .graphs.batchnorm import check_shape
     try:
         check_shape(*dims)
     except ValueError as exc:
@@ -69,7 +69,7 @@ def parse_eps(text: str | None):
     """``None``/``'symbolic'`` → symbolic ε; otherwise an exact decimal or fraction."""
     if text is None or text.strip().lower() in ("symbolic", "sym", "ε", "eps"):
         return None
-    from .decide import to_exact
+    from .exact.decide import to_exact
     try:
         return to_exact(text, name="--eps")
     except (ValueError, TypeError) as exc:
@@ -152,7 +152,7 @@ def parse_seconds(text, option: str) -> float:
 
 
 def _min_dps() -> int:
-    from .crosscheck import MIN_DPS
+    from .checks.crosscheck import MIN_DPS
     return int(MIN_DPS)
 
 
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_prove(args) -> int:
     from . import batchnorm_channel_first, prove
-    from .render import certificate_text
+    from .report.text import certificate_text
     shapes = [parse_shape(s) for s in (args.shape or ["2x2x2"])]
     epss = [parse_eps(e) for e in (args.eps or ["symbolic"])]
     budget = parse_seconds(args.budget, "--budget")
@@ -333,15 +333,15 @@ def _drop_xp(fn):
 
 
 def _symbolic_check(kind, fn, shape, eps, notes):
-    """Run ``symbolic_bn.check.check_<kind>``; ``None`` (with a note) when it is unavailable or
+    """Run ``symbolic_bn.checks.check.check_<kind>``; ``None`` (with a note) when it is unavailable or
     the function uses an operation the symbolic namespace does not support."""
     try:
-        check = importlib.import_module("symbolic_bn.check")
+        check = importlib.import_module("symbolic_bn.checks.check")
     except ImportError as exc:
-        notes.append(f"exact {kind} check unavailable (symbolic_bn.check: {_one_line(exc)}); "
+        notes.append(f"exact {kind} check unavailable (symbolic_bn.checks.check: {_one_line(exc)}); "
                      f"using the mpmath cross-check")
         return None
-    from .crosscheck import ImplementationError
+    from .checks.crosscheck import ImplementationError
     from .xp import UnsupportedOperation
     try:
         return getattr(check, f"check_{kind}")(fn, shape, eps)
@@ -356,7 +356,7 @@ def _symbolic_check(kind, fn, shape, eps, notes):
 
 
 def _cmd_check(args) -> int:
-    from .render import certificate_text
+    from .report.text import certificate_text
     shape = parse_shape(args.shape)
     eps_exact = parse_eps(args.eps)
     if eps_exact is not None and not eps_exact > 0:
@@ -384,7 +384,7 @@ def _cmd_check(args) -> int:
                 need_numeric[kind] = _drop_xp(fn)
                 continue
             prog.set(f"exact {kind} check at {args.shape}")
-            from .crosscheck import ImplementationError
+            from .checks.crosscheck import ImplementationError
             try:
                 cert = _symbolic_check(kind, fn, shape, eps_exact, notes)
             except ImplementationError as exc:
@@ -397,7 +397,7 @@ def _cmd_check(args) -> int:
             else:
                 certs.append(cert)
         if need_numeric:
-            from .crosscheck import crosscheck, ImplementationError
+            from .checks.crosscheck import crosscheck, ImplementationError
             if not (eps_float > 0 and math.isfinite(eps_float)):
                 raise UsageError(f"--eps {args.eps!r} is not a positive finite float64, which the mpmath "
                                  f"cross-check needs")
@@ -451,7 +451,7 @@ def _cmd_check(args) -> int:
 
 def _json_number(v, where, depth=0):
     """JSON numbers stay floats/ints; strings are exact decimals or fractions parsed by
-    :func:`symbolic_bn.decide.to_exact` (never evaluated), returned as Fractions."""
+    :func:`symbolic_bn.exact.decide.to_exact` (never evaluated), returned as Fractions."""
     if isinstance(v, bool) or v is None:
         raise UsageError(f"{where} must be a number, got {json.dumps(v)}")
     if isinstance(v, float):
@@ -461,7 +461,7 @@ def _json_number(v, where, depth=0):
     if isinstance(v, int):
         return v
     if isinstance(v, str):
-        from .decide import to_exact
+        from .exact.decide import to_exact
         try:
             e = to_exact(v, name=where)
             return Fraction(int(e.p), int(e.q))
@@ -530,7 +530,7 @@ def _plain(v):
 
 
 def _cmd_bounds(args) -> int:
-    from .render import certificate_text
+    from .report.text import certificate_text
     if not args.prove and not (args.params and args.box):
         raise UsageError("bounds needs --params FILE.json and --box FILE.json (and/or --prove)")
     if bool(args.params) != bool(args.box):

@@ -5,10 +5,10 @@
         assert_backward_correct(my_backward)            # proves it exactly at (1,2,2) and (2,2,3)
 
 ``assert_backward_correct`` / ``assert_forward_correct`` run the exact symbolic check
-(:func:`symbolic_bn.check.check_backward` / ``check_forward``) at each shape.  If the function
+(:func:`symbolic_bn.checks.check.check_backward` / ``check_forward``) at each shape.  If the function
 cannot run on the symbolic namespace (it raised :class:`symbolic_bn.xp.UnsupportedOperation`,
 e.g. a torch-only call) -- or ``numeric=True`` -- they fall back to
-:func:`symbolic_bn.crosscheck.crosscheck` in float64 and float32.  ``numeric=False`` forbids the
+:func:`symbolic_bn.checks.crosscheck.crosscheck` in float64 and float32.  ``numeric=False`` forbids the
 fallback.  On failure they raise ``AssertionError`` with the failing obligation and its exact
 counterexample (inputs, grad_out, location, both values), or the crosscheck report.  An
 obligation that is 'undecided' is also a failure (never a silent pass); the message says so.
@@ -18,9 +18,9 @@ and H·H-for-H·W bugs cannot pass on square planes.
 """
 from __future__ import annotations
 
-from .check import DEFAULT_BUDGET, check_backward, check_forward
-from .crosscheck import ImplementationError, crosscheck
-from .render import certificate_text
+from .checks.check import DEFAULT_BUDGET, check_backward, check_forward
+from .checks.crosscheck import ImplementationError, crosscheck
+from .report.text import certificate_text
 from .xp import UnsupportedOperation
 
 __all__ = ["assert_backward_correct", "assert_forward_correct"]

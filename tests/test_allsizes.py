@@ -1,4 +1,4 @@
-"""Tests for symbolic_bn.allsizes: proofs for symbolic N = H·W and symbolic C.
+"""Tests for symbolic_bn.obligations.allsizes: proofs for symbolic N = H·W and symbolic C.
 
 Every rewrite rule has its own test (the rule at symbolic N, instantiated at N = 1..6, must agree
 exactly with the concrete expansion of the same sum), wrong rules are shown to be caught, wrong
@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sympy import Integer, Rational
 
-from symbolic_bn import allsizes as A
-from symbolic_bn.allsizes import (ConcreteBackend, Ix, STANDARD_CLOSED_FORM, SymbolicBackend,
+from symbolic_bn.obligations import allsizes as A
+from symbolic_bn.obligations.allsizes import (ConcreteBackend, Ix, STANDARD_CLOSED_FORM, SymbolicBackend,
                                   decide_nf, instantiate, normalize, recording)
-from symbolic_bn.decide import decide_zero, differ_exactly
+from symbolic_bn.exact.decide import decide_zero, differ_exactly
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SETTINGS = settings(max_examples=25, deadline=None,
@@ -732,7 +732,7 @@ def test_proved_obligations_rest_only_on_stated_assumptions(cert):
 
 def _lead_engine():
     try:
-        from symbolic_bn.batchnorm import batchnorm_channel_first
+        from symbolic_bn.graphs.batchnorm import batchnorm_channel_first
     except Exception:  # pragma: no cover - the lead's engine is built in parallel
         return None
     return batchnorm_channel_first
@@ -742,7 +742,7 @@ def _lead_engine():
 def test_agrees_with_the_concrete_shape_engine(shape):
     bn = _lead_engine()
     if bn is None:
-        pytest.skip("symbolic_bn.batchnorm not available")
+        pytest.skip("symbolic_bn.graphs.batchnorm not available")
     C, H, W = shape
     n = H * W
     eps = Rational(1, 10)

@@ -9,8 +9,8 @@ import pytest
 import sympy
 from hypothesis import given, settings, strategies as st
 
-from symbolic_bn import bounds as B
-from symbolic_bn.decide import sign_exactly
+from symbolic_bn.bounds import inference as B
+from symbolic_bn.exact.decide import sign_exactly
 
 
 def sgn(v) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from symbolic_bn import bounds as B
+from symbolic_bn.bounds import inference as B
 
 
 def sign_bn_minus(f, gamma, x, mean, d, beta) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symbolic_bn import bounds as B
+from symbolic_bn.bounds import inference as B
 
 torch = pytest.importorskip("torch")
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings, strategies as st
 
 import bn_implementations as B
 from symbolic_bn import xp as X
-from symbolic_bn.check import check_backward, check_forward
-from symbolic_bn.crosscheck import ImplementationError
-from symbolic_bn.decide import differ_exactly
+from symbolic_bn.checks.check import check_backward, check_forward
+from symbolic_bn.checks.crosscheck import ImplementationError
+from symbolic_bn.exact.decide import differ_exactly
 from symbolic_bn.testing import assert_backward_correct, assert_forward_correct
 
 SHAPE = (1, 2, 2)
@@ -430,7 +430,7 @@ def _fw_h_squared(x, gamma, beta, eps, xp):
 
 def test_default_shapes_have_two_channels_and_a_non_square_plane():
     from symbolic_bn import testing
-    from symbolic_bn.check import DEFAULT_SHAPE
+    from symbolic_bn.checks.check import DEFAULT_SHAPE
     assert DEFAULT_SHAPE[0] >= 2 and DEFAULT_SHAPE[1] != DEFAULT_SHAPE[2]
     assert any(c >= 2 and h != w for c, h, w in testing.DEFAULT_SHAPES)
     assert check_forward(_fw_h_squared)["forward.y"].status == "failed"

@@ -144,12 +144,12 @@ def test_check_raising_implementation_fails(numeric):
 
 
 def test_check_exact_path_counterexample_has_exact_inputs():
-    """With symbolic_bn.check present, a wrong backward is refuted exactly: the counterexample
+    """With symbolic_bn.checks.check present, a wrong backward is refuted exactly: the counterexample
     names the entry and the rational inputs."""
     try:
-        import symbolic_bn.check  # noqa: F401
+        import symbolic_bn.checks.check  # noqa: F401
     except ImportError:
-        pytest.skip("symbolic_bn.check is not available")
+        pytest.skip("symbolic_bn.checks.check is not available")
     p = run("check", "cli_impls:wrong_backward", "--shape", "1x2x2", "--json")
     assert p.returncode == 1
     doc = json.loads(p.stdout)
@@ -368,7 +368,7 @@ def test_duplicate_json_keys_are_a_usage_error(tmp_path):
 
 def test_dps_range_matches_the_crosscheck_and_help():
     """C7: --help said 15–10000 while the cross-check needs at least MIN_DPS."""
-    from symbolic_bn.crosscheck import MIN_DPS
+    from symbolic_bn.checks.crosscheck import MIN_DPS
     h = run("check", "--help")
     assert h.returncode == 0
     assert f"{MIN_DPS}–10000" in " ".join(h.stdout.split())

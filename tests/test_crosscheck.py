@@ -6,9 +6,9 @@ import pytest
 
 import importlib
 
-cc_mod = importlib.import_module("symbolic_bn.crosscheck")  # the module (the package exports the function)
+cc_mod = importlib.import_module("symbolic_bn.checks.crosscheck")  # the module (the package exports the function)
 from symbolic_bn import numeric
-from symbolic_bn.crosscheck import (FAMILIES, ImplementationError, ReferenceCheckError,
+from symbolic_bn.checks.crosscheck import (FAMILIES, ImplementationError, ReferenceCheckError,
                                     crosscheck, reference)
 
 DTYPES = ("float32", "float64")
@@ -561,7 +561,7 @@ def _correct_pairs():
         import torch  # noqa: F401
     except ImportError:
         return pairs
-    from symbolic_bn.torch_reference import instance_norm_backward, instance_norm_forward
+    from symbolic_bn.frontends.torch_reference import instance_norm_backward, instance_norm_forward
     return pairs + [("torch", instance_norm_forward, instance_norm_backward)]
 
 

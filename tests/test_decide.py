@@ -6,8 +6,8 @@ import pytest
 import sympy
 from hypothesis import given, settings, strategies as st
 
-from symbolic_bn.certificate import Certificate, Obligation
-from symbolic_bn.decide import (BudgetExceeded, decide_zero, differ_exactly, sign_exactly, time_budget,
+from symbolic_bn.obligations.certificate import Certificate, Obligation
+from symbolic_bn.exact.decide import (BudgetExceeded, decide_zero, differ_exactly, sign_exactly, time_budget,
                                 to_exact)
 
 x, y, e = sympy.symbols("x y e", real=True)

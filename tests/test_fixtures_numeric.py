@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from symbolic_bn import numeric
-from symbolic_bn.crosscheck import reference
+from symbolic_bn.checks.crosscheck import reference
 
 # ------------------------------------------------------------------ §8.1 / §8.4 shared NCHW input
 

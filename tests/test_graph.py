@@ -7,7 +7,7 @@ import sympy
 from hypothesis import given, settings, strategies as st
 
 from symbolic_bn import batchnorm_channel_first
-from symbolic_bn.decide import differ_exactly
+from symbolic_bn.exact.decide import differ_exactly
 
 
 def _rat_array(draw, shape, lo=-6, hi=6):

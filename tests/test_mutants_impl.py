@@ -9,9 +9,9 @@ import sympy
 import bn_implementations as B
 from symbolic_bn import batchnorm_channel_first
 from symbolic_bn import xp as X
-from symbolic_bn.check import check_backward, check_forward
-from symbolic_bn.crosscheck import ImplementationError, crosscheck
-from symbolic_bn.decide import differ_exactly
+from symbolic_bn.checks.check import check_backward, check_forward
+from symbolic_bn.checks.crosscheck import ImplementationError, crosscheck
+from symbolic_bn.exact.decide import differ_exactly
 
 SHAPE = (2, 2, 2)
 

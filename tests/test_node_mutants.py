@@ -9,11 +9,11 @@ import pytest
 import sympy
 
 from symbolic_bn import batchnorm_channel_first, prove
-from symbolic_bn import nodes as N
-from symbolic_bn.algebra import EXACT
-from symbolic_bn.decide import differ_exactly
-from symbolic_bn.graph import Graph
-from symbolic_bn.prove import prove_node
+from symbolic_bn.graphs import nodes as N
+from symbolic_bn.exact.algebra import EXACT
+from symbolic_bn.exact.decide import differ_exactly
+from symbolic_bn.graphs.graph import Graph
+from symbolic_bn.obligations.prove import prove_node
 
 
 def _arrays(graph, node, point, prefix=""):
@@ -213,7 +213,7 @@ def test_end_to_end_counterexample_is_exact_and_real():
     ob = cert["end_to_end.backprop_eq_adjoint_fderiv"]
     assert ob.status == "failed"
     cex = ob.counterexample
-    got = g.backprop(cex["inputs"], cex["seed"], __import__("symbolic_bn.algebra", fromlist=["x"]).ExactAlgebra(
+    got = g.backprop(cex["inputs"], cex["seed"], __import__("symbolic_bn.exact.algebra", fromlist=["x"]).ExactAlgebra(
         {g.eps: cex["eps"]}))
     j = cex["input"]
     assert differ_exactly(got[j[0]][j[1:]], cex["backprop"]) is False
@@ -292,7 +292,7 @@ class BroadcastFromNextChannel(N.BroadcastRow):
 
 @pytest.mark.parametrize("backend", ["flint", "sympy"])
 def test_channel_mixing_graph_is_handled_exactly(backend):
-    from symbolic_bn.algebra import available_backends
+    from symbolic_bn.exact.algebra import available_backends
     if backend not in available_backends():
         pytest.skip(f"{backend} backend not installed")
     g = batchnorm_channel_first(2, 1, 2).replace(

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from symbolic_bn import numeric
-from symbolic_bn.crosscheck import reference
+from symbolic_bn.checks.crosscheck import reference
 
 EPS = 1e-5
 

@@ -5,7 +5,7 @@ import pytest
 import sympy
 
 from symbolic_bn import batchnorm_channel_first, prove
-from symbolic_bn.algebra import available_backends
+from symbolic_bn.exact.algebra import available_backends
 
 SHAPES = [(1, 1, 2), (1, 2, 2), (2, 2, 2), (2, 3, 3)]
 EPS = [None, 1e-6, 1e-5]
@@ -107,7 +107,7 @@ def _without_timings(cert):
 def test_parallel_run_is_identical_to_serial():
     """jobs > 1 splits independent obligation groups over processes; verdicts, methods and even
     counterexamples (per-group random streams) are those of the serial run."""
-    from symbolic_bn import nodes as N
+    from symbolic_bn.graphs import nodes as N
     g = batchnorm_channel_first(4, 4, 4)
 
     class WrongSign(N.Sub):

@@ -10,11 +10,11 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from symbolic_bn import numeric  # noqa: E402
-from symbolic_bn.crosscheck import FAMILIES, crosscheck, reference  # noqa: E402
+from symbolic_bn.checks.crosscheck import FAMILIES, crosscheck, reference  # noqa: E402
 
 
-from symbolic_bn.torch_reference import instance_norm_backward as torch_backward  # noqa: E402
-from symbolic_bn.torch_reference import instance_norm_forward as torch_forward  # noqa: E402
+from symbolic_bn.frontends.torch_reference import instance_norm_backward as torch_backward  # noqa: E402
+from symbolic_bn.frontends.torch_reference import instance_norm_forward as torch_forward  # noqa: E402
 
 
 def torch_forward_default_eps(x, gamma, beta, eps, xp=np):

@@ -3,7 +3,7 @@ and one JSON file per subject).
 
 Subjects: the BN graph certificate at each shape (default 1x2x2, 2x2x2, 2x3x3, 4x8x8), the
 inference bounds certificate, the mpmath cross-check of our numeric runtime (and PyTorch when
-installed) in float32 and float64, and the all-sizes certificate when ``symbolic_bn.allsizes`` is
+installed) in float32 and float64, and the all-sizes certificate when ``symbolic_bn.obligations.allsizes`` is
 available.  Everything is deterministic apart from timings.  The directory is written atomically:
 files go to a temporary sibling directory which then replaces ``out``; a failure or an interrupt
 leaves the previous report intact.
@@ -22,7 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import collect, figures
+from . import collect
+from . import figures
 from .render import html_page, markdown_subject
 
 __all__ = ["generate", "check_out", "ReportPathError"]

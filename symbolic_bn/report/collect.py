@@ -50,9 +50,9 @@ def bounds_subject() -> dict:
 
 def allsizes_subject():
     try:
-        from ..allsizes import prove_all_sizes
+        from ..obligations.allsizes import prove_all_sizes
     except ImportError as exc:
-        return None, f"all-sizes subject skipped: symbolic_bn.allsizes is unavailable ({exc})"
+        return None, f"all-sizes subject skipped: symbolic_bn.obligations.allsizes is unavailable ({exc})"
     cert = prove_all_sizes()
     return {"kind": "allsizes", "id": "allsizes", "title": "BN graph, all sizes",
             "shape": "symbolic C, N = H·W", "eps": ["symbolic ε"], "seeds": {},
@@ -61,14 +61,14 @@ def allsizes_subject():
 
 def _torch_impls():
     import torch
-    from ..torch_reference import instance_norm_backward, instance_norm_forward
+    from ..frontends.torch_reference import instance_norm_backward, instance_norm_forward
     torch.manual_seed(0)
     return instance_norm_forward, instance_norm_backward
 
 
 def crosscheck_subject(use_torch: bool = True):
-    from .. import numeric
-    from ..crosscheck import crosscheck
+    from ..checks import numeric
+    from ..checks.crosscheck import crosscheck
     notes = []
     impls = {"symbolic_bn.numeric": (numeric.forward, numeric.backward)}
     if use_torch:
@@ -96,7 +96,7 @@ def jacobian_structure(shape=JACOBIAN_SHAPE) -> dict:
     """Exact dependence pattern of every slot entry on every input entry, computed in the atom
     algebra (a derivative is nonzero iff the entry's polynomial contains the input's coordinate)."""
     from .. import batchnorm_channel_first
-    from ..prove import _BNAtoms
+    from ..obligations.prove import _BNAtoms
     graph = batchnorm_channel_first(*shape)
     bn = _BNAtoms(graph)
     alg = bn.alg

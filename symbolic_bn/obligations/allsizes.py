@@ -73,7 +73,7 @@ import sympy
 from sympy import Add, Integer, Mul, Rational, Symbol
 
 from .certificate import Certificate, Obligation
-from .decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
+from ..exact.decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
 
 __all__ = [
     "Ix", "SymbolicBackend", "ConcreteBackend", "Model", "ClosedForm", "STANDARD_CLOSED_FORM",

@@ -32,7 +32,7 @@ the box (``lo`` and ``hi`` together; ``A`` and ``c`` for :func:`affine`).
 * A container holding only floats and ints (lists, NumPy float/int arrays) is a *float* container;
   its floats denote their exact binary float64 values.
 * A container holding any ``fractions.Fraction`` or SymPy number is *exact*; floats inside it are
-  read as their shortest decimal ``repr`` (``symbolic_bn.decide.to_exact``: ``1e-5`` is 10⁻⁵).
+  read as their shortest decimal ``repr`` (``symbolic_bn.exact.decide.to_exact``: ``1e-5`` is 10⁻⁵).
 * SymPy ``Float`` values (or expressions containing one) are refused: their value depends on a
   precision that rounding to a double or reading as a decimal would silently change.
 
@@ -62,8 +62,8 @@ from typing import Callable
 import numpy as np
 import sympy
 
-from .certificate import Certificate, Obligation
-from .decide import BudgetExceeded, decide_zero, differ_exactly, sign_exactly, time_budget, to_exact
+from ..obligations.certificate import Certificate, Obligation
+from ..exact.decide import BudgetExceeded, decide_zero, differ_exactly, sign_exactly, time_budget, to_exact
 
 __all__ = [
     "BatchNormParams", "scale", "offset", "ibp", "affine", "deriv", "second_deriv", "prove",

@@ -13,7 +13,7 @@ Semantics follow ``NN/Proofs/Autograd/Tape/Nodes/*.lean`` (reference ``torchlean
   everywhere, with the totalized derivatives.
 
 Arrays are NumPy object arrays whose entries belong to one scalar algebra
-(:mod:`symbolic_bn.algebra`); cotangents and tangents are written on the left of products so that
+(:mod:`symbolic_bn.exact.algebra`); cotangents and tangents are written on the left of products so that
 linear forms can flow through.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ symbol, tangent ``dX`` and cotangent ``δ`` likewise):
   under the node's side condition (``z > 0`` for sqrtClamp, ``z ≠ 0`` for inv);
 * ``transpose``   -- ``J(X)ᵀ δ = vjp(X, δ)`` (the design card's form), under the same condition.
 
-End to end, in the atom algebra (:mod:`symbolic_bn.algebra`): ``backprop(x, s) = J_E(x)ᵀ s`` for a
+End to end, in the atom algebra (:mod:`symbolic_bn.exact.algebra`): ``backprop(x, s) = J_E(x)ᵀ s`` for a
 fully symbolic seed ``s`` on all ``12CN + 7C`` slots, where ``J_E`` is derived by the chain rule
 from each slot's forward value (never from the VJP rules), under ``var_c + ε > 0``.
 Identities are decided per seed coefficient; the inputs are written in *centered coordinates*
@@ -35,13 +35,13 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from .algebra import (EXACT, AtomAlgebra, ChannelAtoms, ExactAlgebra, LinearForm,
+from ..exact.algebra import (EXACT, AtomAlgebra, ChannelAtoms, ExactAlgebra, LinearForm,
                       available_backends, default_backend, is_zero)
-from .batchnorm import BatchNormGraph
+from ..graphs.batchnorm import BatchNormGraph
 from .certificate import Certificate, Obligation
-from . import nodes as Nodes
-from .nodes import _vec
-from .decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
+from ..graphs import nodes as Nodes
+from ..graphs.nodes import _vec
+from ..exact.decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
 
 DEFAULT_BUDGET = 120.0
 
@@ -337,7 +337,7 @@ def _stage_obligations(graph, node, budget, rng):
 class _BNAtoms:
     """The prover's algebra for a BatchNorm graph: generators m_c, u_{c,p} (p < N−1), γ_c, β_c
     [, ε] per channel -- one ring per channel (``per_channel=True``, cost linear in C) or one ring
-    for all -- behind a :class:`~symbolic_bn.algebra.ChannelAtoms` facade, and the input arrays."""
+    for all -- behind a :class:`~symbolic_bn.exact.algebra.ChannelAtoms` facade, and the input arrays."""
 
     def __init__(self, graph: BatchNormGraph, backend=None, per_channel: bool = True):
         C, H, W, n = graph.C, graph.H, graph.W, graph.N
@@ -1054,7 +1054,7 @@ def _outside_domain(graph, budget, rng, timer):
 
 def prove_node(graph, name: str, *, budget: float = DEFAULT_BUDGET, seed: int = 0) -> list:
     """The three local obligations (adjoint, derivative, transpose) of the node writing ``name``
-    in any :class:`~symbolic_bn.graph.Graph`."""
+    in any :class:`~symbolic_bn.graphs.graph.Graph`."""
     nodes = [n for n in graph.nodes if n.name == name]
     if not nodes:
         raise KeyError(f"no node writes slot {name!r}; slots are {graph.slots}")

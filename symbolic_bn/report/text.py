@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .certificate import Certificate
+from ..obligations.certificate import Certificate
 
 MARK = {"proved": "PROVED", "failed": "FAILED", "undecided": "UNDECIDED"}
 

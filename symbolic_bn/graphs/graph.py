@@ -10,7 +10,7 @@ A graph has named input slots and a snoc chain of nodes; each node may read any 
   returns the input cotangents.  Input seeds are included (the identity part of
   ``x ↦ (x, intermediates)``), and a fan-out slot receives the sum of all downstream contributions.
 
-All of it runs on any scalar algebra (:mod:`symbolic_bn.algebra`); by default on exact SymPy
+All of it runs on any scalar algebra (:mod:`symbolic_bn.exact.algebra`); by default on exact SymPy
 numbers and expressions, converted from user arrays without ``eval``/``sympify``.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Iterable
 import numpy as np
 import sympy
 
-from .algebra import EXACT, ExactAlgebra
-from .decide import to_exact
+from ..exact.algebra import EXACT, ExactAlgebra
+from ..exact.decide import to_exact
 from .nodes import Node
 
 

@@ -35,7 +35,7 @@ import numbers
 import sympy
 
 from . import nodes as N
-from .decide import to_exact
+from ..exact.decide import to_exact
 from .graph import Graph
 
 EPS_SYMBOL = sympy.Symbol("ε", real=True)

@@ -10,7 +10,7 @@ exact value), and compare every output entry with the reference:
 
 * forward: ``y_{c,p} = (x_{c,p} − μ_c)/sqrt(var_c + ε)·γ_c + β_c`` with ``μ_c`` the mean and
   ``var_c = Σ_p (x_{c,p} − μ_c)²/N`` the graph's population variance (``N = H·W``).  This is the
-  graph's ``yChw`` (:func:`symbolic_bn.batchnorm.batchnorm_channel_first`) on the domain
+  graph's ``yChw`` (:func:`symbolic_bn.graphs.batchnorm.batchnorm_channel_first`) on the domain
   ``var_c + ε > 0``, where its ``sqrt(max(z, 0))`` is ``sqrt(z)`` and its ``inv`` (``0⁻¹ = 0``) is
   ``1/z``; the expression is built directly rather than taken from the graph for that reason.
 * backward: ``Jᵀ·g`` with the Jacobian of the reference forward computed by ``sympy.diff``
@@ -19,7 +19,7 @@ exact value), and compare every output entry with the reference:
 The user's function gets fresh copies of the symbol arrays (it may write into them: ``g -= ...;
 return g`` is fine); the reference and Jᵀg are built before it runs.
 
-Each entry's difference goes through :func:`symbolic_bn.decide.decide_zero`'s procedure (exact
+Each entry's difference goes through :func:`symbolic_bn.exact.decide.decide_zero`'s procedure (exact
 normal form over ℚ).  Radicands and denominators are compared as polynomials in the input symbols
 (converted without ``sympy.expand``) up to a positive rational factor: a user's
 ``E[x²] − E[x]² + ε`` and ``S + N·ε`` (``S = N·var``) both get the σ of the graph's ``var + ε``
@@ -65,7 +65,7 @@ empty).  ``budget`` bounds everything: building the reference, running the funct
 count against the first obligation's budget, each further obligation has its own; when it runs out
 the obligation is 'undecided' (``time_budget`` interrupts pure-Python work, main thread only).
 
-Bad functions raise :class:`symbolic_bn.crosscheck.ImplementationError` with a message naming the
+Bad functions raise :class:`symbolic_bn.checks.crosscheck.ImplementationError` with a message naming the
 function and the problem (it raised; wrong number of outputs; wrong shape; a float/NaN/inf left
 exact arithmetic; an operation the symbolic namespace cannot do -- then ``exc.__cause__`` is the
 :class:`symbolic_bn.xp.UnsupportedOperation`).
@@ -81,11 +81,11 @@ import sympy
 from sympy.polys.domains import QQ
 from sympy.polys.rings import ring as _poly_ring
 
-from . import xp as X
-from .batchnorm import EPS_SYMBOL, batchnorm_channel_first, check_shape, convert_eps
-from .certificate import Certificate, Obligation
+from .. import xp as X
+from ..graphs.batchnorm import EPS_SYMBOL, batchnorm_channel_first, check_shape, convert_eps
+from ..obligations.certificate import Certificate, Obligation
 from .crosscheck import ImplementationError
-from .decide import (METHOD_ZERO, BudgetExceeded, _Atomizer, _iadd, _normal_form, differ_exactly,
+from ..exact.decide import (METHOD_ZERO, BudgetExceeded, _Atomizer, _iadd, _normal_form, differ_exactly,
                      time_budget)
 
 __all__ = ["check_forward", "check_backward", "DEFAULT_BUDGET", "DEFAULT_SHAPE", "ImplementationError"]

@@ -14,7 +14,7 @@ def _torch():
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("symbolic_bn.torch_reference needs PyTorch: pip install torch") from exc
+        raise ImportError("symbolic_bn.frontends.torch_reference needs PyTorch: pip install torch") from exc
     return torch
 
 

@@ -1,0 +1,1 @@
+"""Checks of users' implementations: exact (check), numeric against mpmath (crosscheck)."""

@@ -1,0 +1,1 @@
+"""Frameworks' functions as checkable functions (PyTorch; optional dependencies)."""

@@ -1,0 +1,1 @@
+"""Proof obligations of graphs, decided exactly, collected in certificates."""
