@@ -32,57 +32,17 @@ Everything that lets a verdict say 'proved' or 'failed' goes through this module
 """
 from __future__ import annotations
 
-import contextlib
-import re
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import mpmath
 import sympy
 from sympy.polys.domains import QQ
 from sympy.polys.rings import ring as _poly_ring
 
+from .budget import BudgetExceeded, time_budget  # noqa: F401 - re-exported
+from .numbers import to_exact  # noqa: F401 - re-exported
 
-class BudgetExceeded(Exception):
-    """Raised inside a :func:`time_budget` block when its time has run out."""
-
-
-@contextlib.contextmanager
-def time_budget(seconds: float | None):
-    """Interrupt the enclosed (pure-Python) computation after ``seconds`` with BudgetExceeded.
-
-    Uses a real-time interval timer, so it only works in the main thread of a process; elsewhere
-    the block runs unbounded (the caller's process-level timeout then applies).
-    """
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    now = time.monotonic()
-    deadline = now + seconds
-    outer = _DEADLINES[-1] if _DEADLINES else None
-    if outer is not None and outer < deadline:  # nested: never extend the enclosing budget
-        deadline = outer
-
-    def _handler(signum, frame):
-        raise BudgetExceeded(f"time budget of {seconds:g} s exceeded")
-
-    previous = signal.signal(signal.SIGALRM, _handler)
-    _DEADLINES.append(deadline)
-    signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-6))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _DEADLINES.pop()
-        signal.signal(signal.SIGALRM, previous)
-        if _DEADLINES:  # re-arm the enclosing budget with the time it has left
-            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1] - time.monotonic(), 1e-6))
-
-
-_DEADLINES: list = []
 
 
 @dataclass
@@ -409,69 +369,3 @@ def sign_exactly(x, max_prec: int = 4096) -> int | None:
             mpmath.iv.prec = old
         prec *= 4
     return 0 if decide_zero(x).proved else None
-
-
-_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?")
-_FRACTION_RE = re.compile(r"[+-]?[0-9]+/[0-9]+")
-#: Limits on user-supplied exact numbers, so that a typo cannot make a decision run for hours.
-MAX_TEXT_LENGTH = 100
-MAX_EXPONENT = 1000
-MAX_BITS = 4096
-
-
-def _bounded(r: sympy.Rational, name: str) -> sympy.Rational:
-    if int(r.p).bit_length() > MAX_BITS or int(r.q).bit_length() > MAX_BITS:
-        raise ValueError(f"{name} is too large an exact number (more than {MAX_BITS} bits)")
-    return r
-
-
-def to_exact(value, *, name: str = "value"):
-    """Convert a user-supplied scalar to an exact SymPy number without eval/sympify.
-
-    ints -> Integer; Fraction -> Rational; float -> its shortest round-trip decimal (``repr``), so
-    ``1e-6`` is exactly 10**-6; str -> an ASCII decimal (``"1e-6"``) or fraction (``"3/4"``) of at
-    most 100 characters and exponent at most 1000 in size, parsed by ``fractions.Fraction``; exact
-    SymPy numbers and expressions pass through.  NaN, infinities and inexact SymPy ``Float`` values
-    are refused (a Float's intended value is ambiguous: pass a Rational or a Python float).
-    """
-    if isinstance(value, sympy.Basic):
-        if value.has(sympy.nan, sympy.oo, -sympy.oo, sympy.zoo):
-            raise ValueError(f"{name} must be finite, got {value}")
-        if isinstance(value, sympy.Float) or value.atoms(sympy.Float):
-            raise ValueError(f"{name} is an inexact SymPy Float ({value}); pass a Rational, Fraction, "
-                             f"decimal string or Python float")
-        if isinstance(value, sympy.Rational):
-            return _bounded(value, name)
-        return value
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got a bool")
-    if isinstance(value, int):
-        return _bounded(sympy.Integer(value), name)
-    if isinstance(value, Fraction):
-        return _bounded(sympy.Rational(value.numerator, value.denominator), name)
-    if isinstance(value, float) or type(value).__name__ in ("float32", "float64", "float16"):
-        f = float(value)
-        if f != f or f in (float("inf"), float("-inf")):
-            raise ValueError(f"{name} must be finite, got {f}")
-        fr = Fraction(repr(f))
-        return sympy.Rational(fr.numerator, fr.denominator)
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
-        return to_exact(value.item(), name=name)
-    if isinstance(value, str):
-        text = value.strip()
-        bad = (f"{name} must be a decimal or fraction like '1e-6' or '3/4' (ASCII digits, at most "
-               f"{MAX_TEXT_LENGTH} characters, exponent at most {MAX_EXPONENT}), got {value[:40]!r}")
-        if len(text) > MAX_TEXT_LENGTH:
-            raise ValueError(bad)
-        m = _DECIMAL_RE.fullmatch(text)
-        if m is None and _FRACTION_RE.fullmatch(text) is None:
-            raise ValueError(bad)
-        if m is not None and m.group(1) is not None and abs(int(m.group(1))) > MAX_EXPONENT:
-            raise ValueError(bad)
-        try:
-            fr = Fraction(text)
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(bad) from None
-        return _bounded(sympy.Rational(fr.numerator, fr.denominator), name)
-    raise TypeError(f"{name} must be an int, float, Fraction, decimal string or SymPy number, "
-                    f"got {type(value).__name__}")
