@@ -71,13 +71,14 @@ def test_to_exact_conversions():
 
 
 def test_time_budget_nests_without_extending():
-    t = time.perf_counter()
+    # The inner 1000 s must not extend the outer 0.2 s.  The loop ends by itself after 30 s, so a
+    # budget that extends makes pytest.raises fail (instead of the test hanging); no time is asserted.
     with pytest.raises(BudgetExceeded):
         with time_budget(0.2):
-            with time_budget(10):
-                while True:
+            with time_budget(1000):
+                t = time.perf_counter()
+                while time.perf_counter() - t < 30:
                     pass
-    assert time.perf_counter() - t < 2
 
 
 def test_certificate_invariants():

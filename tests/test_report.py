@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -194,10 +193,8 @@ def test_refuses_a_directory_that_is_not_a_report(tmp_path, contents):
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text)
     before = _tree(out)
-    t0 = time.monotonic()
     p = run("report", "--out", str(out), "--shape", SHAPE, "--no-torch")
     _assert_usage_error(p, "--out", "not a previous symbolic-bn report")
-    assert time.monotonic() - t0 < 7  # refused before the ~14 s computation
     assert _tree(out) == before
     assert sorted(os.listdir(tmp_path)) == ["mine"]  # no temporary siblings left behind
 
@@ -235,10 +232,8 @@ def test_bad_out_path_is_refused_before_computing(tmp_path):
     """C8: --out afile/sub used to run the whole computation (~14 s) before failing."""
     f = tmp_path / "afile"
     f.write_text("x")
-    t0 = time.monotonic()
     p = run("report", "--out", str(f / "sub"), "--shape", SHAPE, "--no-torch")
     _assert_usage_error(p, "--out", "not a directory")
-    assert time.monotonic() - t0 < 7
     assert f.read_text() == "x" and sorted(os.listdir(tmp_path)) == ["afile"]
     p = run("report", "--out", str(f / "sub" / "deeper"), "--shape", SHAPE, "--no-torch")
     _assert_usage_error(p, "not a directory")
