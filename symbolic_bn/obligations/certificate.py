@@ -67,9 +67,12 @@ class Obligation:
 
     @property
     def proved(self) -> bool:
+        """True when the status is ``'proved'``."""
         return self.status == "proved"
 
     def to_dict(self) -> dict:
+        """A JSON-serializable dict of every field; exact values in the counterexample become
+        strings, ``seconds`` is rounded to microseconds."""
         return {
             "name": self.name,
             "group": self.group,
@@ -95,20 +98,25 @@ class Certificate:
     seconds: float = 0.0
 
     def add(self, obligation: Obligation) -> Obligation:
+        """Append ``obligation`` (order is kept) and return it."""
         self.obligations.append(obligation)
         return obligation
 
     def extend(self, obligations) -> None:
+        """Append each obligation of the iterable ``obligations``, in order."""
         for ob in obligations:
             self.add(ob)
 
     def __iter__(self) -> Iterator[Obligation]:
+        """The obligations, in order."""
         return iter(self.obligations)
 
     def __len__(self) -> int:
+        """The number of obligations."""
         return len(self.obligations)
 
     def __getitem__(self, name: str) -> Obligation:
+        """The obligation called ``name`` (e.g. ``cert["backward.dx"]``); ``KeyError`` if none is."""
         for ob in self.obligations:
             if ob.name == name:
                 return ob
@@ -120,24 +128,32 @@ class Certificate:
         return bool(self.obligations) and all(ob.proved for ob in self.obligations)
 
     def counts(self) -> dict[str, int]:
+        """How many obligations have each status: ``{'proved': p, 'failed': f, 'undecided': u}``
+        (every status present, zeros included)."""
         out = {s: 0 for s in STATUSES}
         for ob in self.obligations:
             out[ob.status] += 1
         return out
 
     def failed(self) -> list[Obligation]:
+        """The obligations whose status is ``'failed'`` (each with its counterexample), in order."""
         return [ob for ob in self.obligations if ob.status == "failed"]
 
     def undecided(self) -> list[Obligation]:
+        """The obligations whose status is ``'undecided'`` (``detail`` says why), in order."""
         return [ob for ob in self.obligations if ob.status == "undecided"]
 
     def summary(self) -> str:
+        """One line: the subject, ``OK`` or ``NOT OK`` (:attr:`ok`), the counts and the total time,
+        e.g. ``'backward f at 2x3x4: OK -- 3 proved, 0 failed, 0 undecided of 3 obligations in 1.20 s'``."""
         c = self.counts()
         verdict = "OK" if self.ok else "NOT OK"
         return (f"{self.subject}: {verdict} -- {c['proved']} proved, {c['failed']} failed, "
                 f"{c['undecided']} undecided of {len(self)} obligations in {self.seconds:.2f} s")
 
     def to_dict(self) -> dict:
+        """A JSON-serializable dict: subject, ok, counts, seconds, parameters and every obligation's
+        :meth:`Obligation.to_dict`.  Reports are built from it."""
         return {
             "subject": self.subject,
             "ok": self.ok,
@@ -148,7 +164,9 @@ class Certificate:
         }
 
     def to_json(self, **kwargs) -> str:
+        """:meth:`to_dict` as a JSON string; ``kwargs`` go to :func:`json.dumps` (e.g. ``indent=2``)."""
         return json.dumps(self.to_dict(), **kwargs)
 
     def __repr__(self) -> str:
+        """``<Certificate SUMMARY>`` with the :meth:`summary` line."""
         return f"<Certificate {self.summary()}>"
