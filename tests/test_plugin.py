@@ -196,6 +196,24 @@ def test_fixture_passes_keyword_arguments_through_and_records_results():
     assert kept == [("t::id", results[0])] and check.results == results
 
 
+def test_numeric_fallback_results_go_to_the_crosschecks_of_the_report():
+    """Code the symbolic namespace cannot run is cross-checked; the report keeps those results."""
+    from symbolic_bn.xp import UnsupportedOperation
+    from my_bn_for_tests import backward
+
+    def numpy_only_backward(x, gamma, beta, grad_out, eps, xp):
+        if not hasattr(xp, "float32"):  # stands for a torch-only kernel
+            raise UnsupportedOperation("numpy only")
+        return backward(x, gamma, beta, grad_out, eps, xp)
+    check, kept = _fixture()
+    results = check.backward(numpy_only_backward, shape=(1, 2, 2), points=4)
+    assert [r.dtype for r in results] == ["float64", "float32"] and all(r.ok for r in results)
+    report = json.loads(json.dumps(pytest_plugin._report(kept)))
+    assert report["ok"] is True and report["certificates"] == []
+    assert [c["dtype"] for c in report["crosschecks"]] == ["float64", "float32"]
+    assert all(c["test"] == "t::id" for c in report["crosschecks"])
+
+
 @pytest.mark.parametrize("kwargs, exc, message", [
     ({"shape": "2x3x4"}, ValueError, r"symbolic_bn_check.backward: shape must be one \(C, H, W\) tuple"),
     ({"shape": (1, 2, 3), "shapes": [(1, 2, 3)]}, TypeError, "give shape or shapes, not both"),
