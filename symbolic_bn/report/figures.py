@@ -1,107 +1,101 @@
-"""Pictures of the report as PNG bytes (matplotlib, optional: the ``report`` extra).
+"""The report's pictures as :class:`~symbolic_bn.report.sections.Figure` objects (SVG written by
+:mod:`symbolic_bn.report.svg`; no plotting library), built from the collected JSON-ready data.
 
-Every function returns ``None`` when matplotlib is absent; the report then carries a note and
-the text tables only.  PNGs are written without metadata so that identical data give identical
-bytes.
+* :func:`crosscheck_err_bound` -- the cross-check's deciding quantity, err/bound per output and
+  run, with the pass/fail threshold 1 (ULPs are in the table, not plotted: they do not decide).
+* :func:`jacobian_blocks`, :func:`jacobian_output_pattern` -- the exact dependence structure.
+* :func:`proof_times` -- proof time against the number of inputs.
+* :func:`pass_fail_grid` -- any rows x columns PASS/FAIL table (e.g. layers x autodiff modes).
 """
 from __future__ import annotations
 
-import io
+from . import svg
+from .sections import Figure
+
+OUTPUT_LABELS = {"y": "y (forward)", "dx": "dx", "dgamma": "dγ", "dbeta": "dβ"}
 
 
-def available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape)
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"svg.hashsalt": "symbolic-bn", "font.size": 9})
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None}, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
-
-
-def jacobian_blocks(jac: dict):
-    """Left: nonzero partial derivatives per (slot, input block); right: the output's pattern."""
-    if not available():
-        return None
-    import numpy as np
-    plt = _plt()
-    M = np.array([r["nonzeros_per_block"] for r in jac["slots"]], dtype=float)
-    ny, nx = len(jac["output_rows"]), len(jac["inputs"])
-    S = np.zeros((ny, nx))
-    for i, cols in enumerate(jac["output_nonzero_columns"]):
-        S[i, cols] = 1
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 5.5), gridspec_kw={"width_ratios": [1, 1.4]})
-    a.imshow(np.where(M > 0, np.log2(M + 1), np.nan), cmap="viridis", aspect="auto")
-    a.set_xticks(range(len(jac["blocks"])), jac["blocks"], rotation=60)
-    a.set_yticks(range(len(jac["slots"])), [r["slot"] for r in jac["slots"]])
-    for (i, j), v in np.ndenumerate(M):
-        if v:
-            a.text(j, i, str(int(v)), ha="center", va="center", fontsize=7, color="white")
-    a.set_title(f"nonzero ∂slot/∂input per block ({'x'.join(map(str, jac['shape']))})")
-    b.imshow(S, cmap="Greys", aspect="auto", interpolation="nearest")
-    b.set_xticks(range(nx), jac["inputs"], rotation=90, fontsize=6)
-    b.set_yticks(range(ny), jac["output_rows"], fontsize=6)
-    b.set_title(f"sparsity of ∂{jac['output_slot']}/∂(x, γ, β)")
-    fig.tight_layout()
-    return _png(fig)
-
-
-def ulp_errors(cc: dict):
-    """Largest error in ULPs per output, per implementation and dtype (log scale)."""
-    if not available():
-        return None
-    import numpy as np
-    plt = _plt()
+def crosscheck_err_bound(cc: dict, key: str = "crosscheck-err-bound") -> Figure:
+    """Bars of max err/bound (over all points and components) per output, one bar per
+    (implementation, dtype) run; dashed line at 1, the pass/fail threshold."""
     runs = cc["runs"]
     outputs = list(runs[0]["result"]["outputs"]) if runs else []
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / max(len(runs), 1)
-    for k, r in enumerate(runs):
-        vals = [max(float(r["result"]["outputs"][o]["max_ulp"]), 0.5) for o in outputs]
-        ax.bar(np.arange(len(outputs)) + k * width, vals, width,
-               label=f"{r['implementation']} {r['dtype']}")
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(outputs)) + 0.4 - width / 2, outputs)
-    ax.set_ylabel("max |error| in ULPs of the reference")
-    ax.set_title(f"error vs mpmath ({cc['dps']} digits), shape {'x'.join(map(str, cc['shape']))}, "
-                 f"{cc['points']} points, all families")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _png(fig)
+    series = [(f"{r['implementation']} {r['dtype']}",
+               [r["result"]["outputs"][o]["max_ratio"] for o in outputs]) for r in runs]
+    title = f"Cross-check: largest err/bound per output (shape {_shape(cc['shape'])}, {cc['points']} inputs)"
+    body = svg.bar_chart([OUTPUT_LABELS.get(o, o) for o in outputs], series, title=title,
+                         y_label="max err/bound (log scale)", name=key, log=True, reference=1.0,
+                         reference_label="1 = pass/fail threshold",
+                         value_label=lambda v: f"err/bound = {v:.3g}")
+    caption = ("err/bound: for every output component, err = |computed − reference| (the reference "
+               f"is mpmath at {cc['dps']} significant digits on the same rounded inputs) divided "
+               "by bound, the rounding-error allowance a correct float implementation of that dtype "
+               "stays under (formula in the table below). A bar below the dashed line at 1 passes; "
+               "above it fails. Each bar is the largest ratio over all inputs and components. "
+               "Errors in ULPs (units in the last place) are in the table; they do not decide "
+               "pass/fail, because a correct float32 result can be many ULPs off where the "
+               "problem is ill-conditioned (e.g. a large mean).")
+    return Figure(key, title, body, caption)
 
 
-def proof_times(bn_subjects: list):
-    """Proof time against the number of inputs C·(N+2)."""
-    if not available():
-        return None
-    plt = _plt()
-    xs, ys, labels = [], [], []
-    for s in bn_subjects:
-        p = s["certificate"]["parameters"]
-        xs.append(p["input_size"])
-        ys.append(s["certificate"]["seconds"])
-        labels.append("x".join(map(str, s["shape"])))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(xs, ys, "o-")
-    for x, y, t in zip(xs, ys, labels):
-        ax.annotate(t, (x, y), textcoords="offset points", xytext=(4, 4))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("inputs C·(H·W + 2)")
-    ax.set_ylabel("proof time (s)")
-    ax.set_title("BN graph certificate: proof time against shape")
-    fig.tight_layout()
-    return _png(fig)
+def jacobian_blocks(jac: dict, key: str = "jacobian-blocks") -> Figure:
+    """Heat map: nonzero partial derivatives of each recorded value (slot) per input block."""
+    rows = [r["slot"] for r in jac["slots"]]
+    values = [r["nonzeros_per_block"] for r in jac["slots"]]
+    cols = [b.replace("gamma", "γ").replace("beta", "β") for b in jac["blocks"]]
+    title = f"Jacobian block structure ({_shape(jac['shape'])}): nonzero ∂slot/∂input per block"
+    body = svg.heat_map(values, rows, cols, title=title, legend_title="nonzero partials",
+                        name=key, log=True)
+    caption = ("Rows: the values the forward records on its tape (slots), in order, from the "
+               "inputs x, γ, β to the output yChw. Columns: the inputs of each channel c "
+               "(x[c] is the H×W block of channel c). A cell counts the (slot entry, input entry) "
+               "pairs whose partial derivative is not identically zero, computed exactly; white "
+               "means none. Nothing crosses channels: the Jacobian is block diagonal.")
+    return Figure(key, title, body, caption)
+
+
+def jacobian_output_pattern(jac: dict, key: str = "jacobian-output") -> Figure:
+    """Zero/nonzero pattern of the output's Jacobian, entry by entry."""
+    ny, nx = len(jac["output_rows"]), len(jac["inputs"])
+    values = [[0] * nx for _ in range(ny)]
+    for i, cols in enumerate(jac["output_nonzero_columns"]):
+        for j in cols:
+            values[i][j] = 1
+    cols = [c.replace("gamma", "γ").replace("beta", "β").replace(" ", "") for c in jac["inputs"]]
+    rows = [r.replace(" ", "") for r in jac["output_rows"]]
+    title = f"Which inputs each output entry depends on ({_shape(jac['shape'])})"
+    body = svg.heat_map(values, rows, cols, title=title, legend_title="∂y/∂input", name=key,
+                        log=False, show_values=False,
+                        categories={0: ("zero", "#ffffff"), 1: ("nonzero", "#08519c")})
+    caption = (f"One row per output entry {jac['output_slot']}[c, h, w], one column per input "
+               "entry; a filled cell is a partial derivative that is not identically zero. Each "
+               "output entry depends on every x entry, γ and β of its own channel only.")
+    return Figure(key, title, body, caption)
+
+
+def proof_times(points, key: str = "proof-times") -> Figure:
+    """``points``: ``(shape, input_size, seconds)`` per BN certificate, plotted on log axes."""
+    pts = [(float(n), max(float(s), 1e-4), _shape(shape)) for shape, n, s in points]
+    title = "BN certificate: proof time against shape"
+    body = svg.line_chart([("proof time", pts)], title=title,
+                          x_label="inputs C·(H·W + 2) (log scale)",
+                          y_label="seconds (log scale)", name=key, log_x=True, log_y=True)
+    caption = ("Wall-clock time of the exact proof at each shape C×H×W (this machine, one run; "
+               "a timing, not a claim), against the number of scalar inputs C·(H·W + 2).")
+    return Figure(key, title, body, caption)
+
+
+def pass_fail_grid(key: str, title: str, row_labels, col_labels, statuses, caption: str = "") -> Figure:
+    """A PASS/FAIL grid figure: ``statuses[i][j]`` for row ``row_labels[i]`` and column
+    ``col_labels[j]``, each one of PASS, FAIL, UNDECIDED, SKIPPED (or None), or proved / failed /
+    undecided.  For example layers x autodiff modes."""
+    body = svg.status_grid(list(row_labels), list(col_labels), [list(r) for r in statuses],
+                           title=title, name=key)
+    return Figure(key, title, body, caption or
+                  "PASS: every obligation in the cell proved (or every check passed); FAIL: at "
+                  "least one failed, with a counterexample in its table; UNDECIDED: neither "
+                  "proved nor refuted within the time budget; —: not run.")
