@@ -706,6 +706,9 @@ LAYOUT_CHECK = """<script>window.addEventListener('load', function () {
       }
     });
   });
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var root = document.documentElement;  // with every table unfolded, nothing wider than the window
+  if (root.scrollWidth > root.clientWidth + 1) problems.push('page wider than the window: ' + root.scrollWidth);
   var out = document.createElement('pre');
   out.id = 'layout-check';
   out.textContent = JSON.stringify({svgs: svgs.length, problems: problems});
@@ -716,7 +719,7 @@ LAYOUT_CHECK = """<script>window.addEventListener('load', function () {
 def _chromium_layout(page_path):
     with tempfile.TemporaryDirectory() as prof:
         dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={prof}", "--virtual-time-budget=5000",
-                              "--dump-dom", Path(page_path).resolve().as_uri()],
+                              "--window-size=1280,2000", "--dump-dom", Path(page_path).resolve().as_uri()],
                              capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     m = re.search(r'<pre id="layout-check">(.*?)</pre>', dom.stdout, flags=re.S)
@@ -735,11 +738,13 @@ def test_html_renders_in_headless_chromium(report_dir, tmp_path):
     # the check can fail: a label pushed out of its picture, and two labels on top of each other
     bad = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 50 20" width="50" height="20">'
            '<text x="40" y="15" font-size="12">outside</text><text x="2" y="15" font-size="12">ab</text>'
-           '<text x="4" y="15" font-size="12">cd</text></svg>')
+           '<text x="4" y="15" font-size="12">cd</text></svg>'
+           '<details><table><tr><td>' + "x" * 400 + '</td></tr></table></details>')
     probe.write_text(f"<html><body>{bad}{LAYOUT_CHECK}</body></html>")
     problems = _chromium_layout(probe)["problems"]
     assert any(p.startswith("outside 0: outside") for p in problems)
     assert any(p.startswith("overlap 0: cd / ab") for p in problems)
+    assert any(p.startswith("page wider than the window") for p in problems)
     shot = tmp_path / "index.png"
     with tempfile.TemporaryDirectory() as prof:
         s = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={prof}", f"--screenshot={shot}",

@@ -150,6 +150,7 @@ margin-right:.4em;letter-spacing:.03em}
 .statement{border-left:4px solid #8aa4c8;padding:.1em 0 .1em .8em;max-width:75em}
 table{border-collapse:collapse;margin:.4em 0 1.2em;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}
+td.long{overflow-wrap:anywhere;min-width:8em}
 th{background:#f0f0f0} .ok{color:#0b5e1f;font-weight:bold} .bad{color:#b00020;font-weight:bold}
 .und{color:#7a5a00;font-weight:bold}
 .note{background:#fff6d6;padding:.4em .8em;border-left:4px solid #e0b000}
@@ -181,7 +182,10 @@ def _html_table(head, rows, status_col=None) -> str:
     for r in rows:
         cells = []
         for i, c in enumerate(r):
-            cls = f' class="{_status_class(c)}"' if i == status_col else ""
+            if i == status_col:
+                cls = f' class="{_status_class(c)}"'
+            else:  # long texts (formulas) may break anywhere, so a table never overflows the page
+                cls = ' class="long"' if len(str(c)) > 30 else ""
             cells.append(f"<td{cls}>{_e(c)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
@@ -216,7 +220,8 @@ def _totals(sections) -> str:
                 target[k] = target.get(k, 0) + v
     parts = []
     if n_cert:
-        parts.append(f"{n_cert} certificates with {sum(cert.values())} obligations: {counts_text(cert)}")
+        parts.append(f"{n_cert} certificate{'s' if n_cert != 1 else ''} with {sum(cert.values())} "
+                     f"obligations: {counts_text(cert)}")
     for claim, counts in other.items():
         parts.append(f"{claim} results: {counts_text(counts)}")
     return "; ".join(parts)
@@ -247,11 +252,11 @@ def _first_screen(sections) -> list:
     rows = []
     for s in sections:
         for r in s.records:
-            rows.append((s.title, r.title, "PASS" if r.ok else "FAIL", counts_text(r.counts),
+            rows.append((r.title, "PASS" if r.ok else "FAIL", counts_text(r.counts),
                          f"{r.seconds:.2f}", " / ".join(r.files)))
     parts.append("<h2>Counts</h2>")
-    parts.append(_html_table(("section", "result of", "verdict", "counts", "time (s)", "files"), rows,
-                             status_col=2))
+    parts.append(_html_table(("result", "verdict", "counts", "time (s)", "files"), rows,
+                             status_col=1))
     return parts
 
 
@@ -274,27 +279,27 @@ def _table_block(t) -> str:
 
 def _certificate_block(r) -> list:
     c = r.certificate
-    parts = [f'<h3 id="{_e(r.id)}">{_e(r.title)}: {_ok(r.ok)}</h3>',
+    parts = [f'<h3 id="result-{_e(r.id)}">{_e(r.title)}: {_ok(r.ok)}</h3>',
              f"<p><code>{_e(c['subject'])}</code> — {_e(counts_text(c['counts']))} in "
-             f"{c['seconds']:.2f} s · files {_e(' / '.join(r.files))}</p>",
-             f"<details{' open' if not r.ok else ''}><summary>{len(c['obligations'])} obligations"
-             f"{' (all proved; click to show)' if r.ok else ''}</summary>",
-             f'<p class="caption">{_e(OB_CAPTION)}</p>',
-             _html_table(OB_COLUMNS, [_ob_row(ob) for ob in c["obligations"]], status_col=5)]
-    for ob in c["obligations"]:
+             f"{c['seconds']:.2f} s · files {_e(' / '.join(r.files))}</p>"]
+    for ob in c["obligations"]:  # counterexamples first, outside the folded table
         if ob["counterexample"]:
-            parts.append(f'<p class="bad">counterexample {_e(ob["name"])}: '
+            parts.append(f'<p class="bad">counterexample to {_e(ob["name"])}: '
                          + _e(", ".join(f"{k} = {v}" for k, v in ob["counterexample"].items())) + "</p>")
-    parts.append("</details>")
+    parts += [f"<details{' open' if not r.ok else ''}><summary>{len(c['obligations'])} obligations"
+              f"{' (all proved; click to show)' if r.ok else ''}</summary>",
+              f'<p class="caption">{_e(OB_CAPTION)}</p>',
+              _html_table(OB_COLUMNS, [_ob_row(ob) for ob in c["obligations"]], status_col=5),
+              "</details>"]
     return parts
 
 
 def _section(s) -> list:
     parts = [f'<section id="{_e(s.id)}">', f"<h2>{_e(s.title)} {_badge(s.ok, s.claim)}</h2>",
              f'<p class="statement">{_e(s.statement)}</p>']
-    parts += [f"<p>{_e(p)}</p>" for p in s.explanation]
     parts += [f'<p class="note">note: {_e(n)}</p>' for n in s.notes]
     parts += [_figure(f) for f in s.figures]
+    parts += [f"<p>{_e(p)}</p>" for p in s.explanation]
     parts += [_table_block(t) for t in s.tables]
     for r in s.records:
         if _is_certificate(r):

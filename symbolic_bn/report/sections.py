@@ -108,6 +108,9 @@ class Section:
             if not isinstance(ident, str) or not _ID.match(ident):
                 raise ValueError(f"section {self.id!r}: id {ident!r} must be lower-case letters, "
                                  f"digits, '.' and '-'")
+        if self.id.startswith(("fig-", "result-")):
+            raise ValueError(f"section id {self.id!r} must not start with 'fig-' or 'result-' "
+                             f"(the page's anchors for figures and results)")
         for r in self.records:
             if r.id in RESERVED_IDS:
                 raise ValueError(f"section {self.id!r}: record id {r.id!r} is reserved (its files "
