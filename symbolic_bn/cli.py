@@ -2,43 +2,71 @@
 
 Subcommands: ``prove`` (the BatchNormChannelFirst certificate), ``check`` (a user's forward /
 backward implementation: exact symbolic check when it takes ``xp``, mpmath cross-check otherwise),
-``bounds`` (inference BatchNorm IBP / derivative boxes and their certificate) and ``report``
-(regenerates ``reports/``).
+``bounds`` (inference BatchNorm IBP / derivative boxes and their certificate), ``report``
+(regenerates ``reports/``) and ``explain`` (the glossary, :mod:`symbolic_bn.glossary`).
 
 Exit status: 0 when everything checked holds, 1 when an obligation failed or a check did not
 pass (or is undecided), 2 for bad usage or input.  User errors are one line on stderr.
 Nothing typed on the command line goes through ``eval`` or ``sympify``: shapes are matched by a
-strict pattern, numbers parsed by :func:`symbolic_bn.exact.decide.to_exact` (integers by an ASCII-digit
-pattern), and ``MODULE:FUNCTION`` is validated by an identifier pattern and imported with
-:mod:`importlib`.  All output is assembled before anything is printed, so an error never leaves a
-partial report on stdout.  The checked code cannot end the run: ``SystemExit`` (or any other
-``BaseException`` but ``KeyboardInterrupt``) at import is a usage error, and while being checked a
-failed check.
+strict pattern, numbers parsed by :func:`symbolic_bn.exact.numbers.to_exact` (integers by an
+ASCII-digit pattern), ``MODULE:FUNCTION`` is validated by an identifier pattern and imported with
+:mod:`importlib`, and ``path/to/file.py:FUNCTION`` is loaded from that file with
+``importlib.util.spec_from_file_location``.  All output is assembled before anything is printed,
+so an error never leaves a partial report on stdout.  ``--json`` prints one JSON object with a
+boolean ``"ok"`` for every subcommand.
+
+**The exit status belongs to the tool.**  ``check`` imports and runs the checked code in a child
+process (``multiprocessing``, 'fork' on Linux, 'spawn' elsewhere; the environment variable
+``SYMBOLIC_BN_CHILD_START`` overrides the start method) whose stdout and stderr go to a private
+temporary file.  The child sends its result -- the finished output lines and the status -- over a
+pipe, and the status is derived from that result only: checked code that calls ``os._exit(0)``
+(at import or while being checked), or whose ``atexit`` handler ends the interpreter, cannot
+change it.  No result means exit 1 and "the checked code ended the process before a verdict".
+What the checked code printed is relayed to stderr, each line prefixed ``checked code | ``, so it
+never mixes with the report or the ``--json`` object on stdout.  In the child the current
+directory (and, for ``file.py:FUNCTION``, the file's directory) is put first on ``sys.path``, as
+``python -m pytest`` and ``python file.py`` do -- after the tool's own modules are imported, so a
+local file cannot replace them.  ``SystemExit`` raised by the checked code at import is a usage
+error, while it is being checked a failed check.
+
+Budgets (``--budget``): a positive number of seconds, or ``inf`` / ``none`` for no limit
+(validated by :func:`symbolic_bn.exact.budget.check_budget`).
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import importlib
+import importlib.util
 import inspect
 import json
 import math
+import multiprocessing
 import os
 import re
 import sys
+import tempfile
+import textwrap
 import threading
 import time
-from contextlib import contextmanager
 from fractions import Fraction
 
 # every pattern is applied with re.fullmatch (``$`` would accept a trailing newline)
 SHAPE_RE = re.compile(r"([0-9]{1,4})x([0-9]{1,4})x([0-9]{1,4})", re.ASCII)
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 TARGET_RE = re.compile(rf"({_IDENT}(?:\.{_IDENT})*):({_IDENT})", re.ASCII)
+# path/to/file.py:FUNCTION -- any characters but control characters in the path (which may itself
+# contain ':' on Windows, hence the greedy match up to the last '.py:')
+FILE_TARGET_RE = re.compile(rf"([^\x00-\x1f\x7f]+\.py):({_IDENT})", re.ASCII)
 _INT_RE = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]{1,9}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
+_NO_LIMIT = ("inf", "none", "unlimited")
 MAX_DPS = 10000
 MAX_JSON_DEPTH = 32
+#: How much of the checked code's own output is relayed to stderr.
+MAX_RELAYED_CHARS = 20000
+NO_VERDICT = "the checked code ended the process before a verdict"
+README_GLOSSARY = "the README's \"Glossary\" section"
 
 
 class UsageError(Exception):
@@ -49,11 +77,21 @@ def _one_line(text) -> str:
     return " ".join(str(text).split())
 
 
+def _default_shape() -> tuple:
+    """The one default shape of ``check`` and ``prove``: the API's (C, H, W pairwise different)."""
+    from .checks.check import DEFAULT_SHAPE
+    return tuple(DEFAULT_SHAPE)
+
+
+def _shape_text(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
 def parse_shape(text: str):
-    """``'CxHxW'`` with positive integers, e.g. ``2x3x3``."""
+    """``'CxHxW'`` with positive integers, e.g. ``2x3x4``."""
     m = SHAPE_RE.fullmatch(text or "")
     if not m:
-        raise UsageError(f"--shape must look like CxHxW with positive integers (e.g. 2x3x3), got {text!r}")
+        raise UsageError(f"--shape must look like CxHxW with positive integers (e.g. 2x3x4), got {text!r}")
     dims = tuple(int(g) for g in m.groups())
     if min(dims) <= 0:
         raise UsageError(f"--shape dimensions must be positive, got {text!r}")
@@ -69,34 +107,110 @@ def parse_eps(text: str | None):
     """``None``/``'symbolic'`` → symbolic ε; otherwise an exact decimal or fraction."""
     if text is None or text.strip().lower() in ("symbolic", "sym", "ε", "eps"):
         return None
-    from .exact.decide import to_exact
+    from .exact.numbers import to_exact
     try:
         return to_exact(text, name="--eps")
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
 
 
-def load_target(text: str, option: str = "MODULE:FUNCTION"):
-    """Import ``MODULE:FUNCTION`` (validated by a strict identifier pattern) and return the callable."""
-    m = TARGET_RE.fullmatch(text or "")
-    if not m:
-        raise UsageError(f"{option} must look like package.module:function (identifiers only), got {text!r}")
-    modname, attr = m.groups()
+def parse_budget(text, option: str = "--budget"):
+    """A positive number of seconds in ASCII, or ``inf``/``none``/``unlimited`` (no limit:
+    returns ``None``).  NaN, zero, negative numbers and anything else are a usage error."""
+    if isinstance(text, str) and text.strip().lower() in _NO_LIMIT and text == text.strip():
+        return None
+    if not isinstance(text, str) or not _FLOAT_RE.fullmatch(text):
+        raise UsageError(f"{option} must be a positive number of seconds, or inf/none for no limit, "
+                         f"got {text!r}")
+    from .exact.budget import check_budget
     try:
-        module = importlib.import_module(modname)
-    except KeyboardInterrupt:
+        return check_budget(float(text), option)  # None for a number that overflows to inf
+    except ValueError:
+        raise UsageError(f"{option} must be a positive number of seconds, or inf/none for no limit, "
+                         f"got {text!r}") from None
+
+
+def _is_file_target(text: str) -> bool:
+    """``path/to/file.py:F`` (and ``file.py:F``) name a file; ``pkg.mod:F`` a module."""
+    head = text.rpartition(":")[0]
+    return head.endswith(".py") or "/" in head or (os.sep != "/" and os.sep in head)
+
+
+def check_target_syntax(text: str, option: str = "MODULE:FUNCTION"):
+    """Validate ``MODULE:FUNCTION`` or ``path/to/file.py:FUNCTION`` without importing anything.
+
+    Returns ``('file', absolute_path, function)`` or ``('module', module, function)``."""
+    if not isinstance(text, str) or not text:
+        raise UsageError(f"{option} must look like package.module:function or path/to/file.py:function, "
+                         f"got {text!r}")
+    if _is_file_target(text):
+        m = FILE_TARGET_RE.fullmatch(text)
+        if not m:
+            raise UsageError(f"{option} must look like path/to/file.py:function (a .py file, then ':' and "
+                             f"an identifier), got {text!r}")
+        path, attr = m.groups()
+        if not os.path.isfile(path):
+            what = "is not a file" if os.path.exists(path) else "does not exist"
+            raise UsageError(f"{option}: {path!r} {what}")
+        return "file", os.path.abspath(path), attr
+    m = TARGET_RE.fullmatch(text)
+    if not m:
+        raise UsageError(f"{option} must look like package.module:function (identifiers only) or "
+                         f"path/to/file.py:function, got {text!r}")
+    return ("module", *m.groups())
+
+
+def _module_name_for(path: str) -> str:
+    """A ``sys.modules`` name for a file that replaces no module already imported."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if re.fullmatch(_IDENT, stem, re.ASCII) and stem not in sys.modules:
+        return stem
+    base = "_symbolic_bn_checked_" + re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    name, k = base, 1
+    while name in sys.modules:
+        k += 1
+        name = f"{base}_{k}"
+    return name
+
+
+def load_target(text: str, option: str = "MODULE:FUNCTION"):
+    """Import ``MODULE:FUNCTION`` or load ``path/to/file.py:FUNCTION`` and return the callable."""
+    kind, where, attr = check_target_syntax(text, option)
+    try:
+        if kind == "module":
+            modname = where
+            module = importlib.import_module(modname)
+        else:
+            modname = _module_name_for(where)
+            spec = importlib.util.spec_from_file_location(modname, where)
+            if spec is None or spec.loader is None:
+                raise UsageError(f"{option}: cannot load {where!r} as a Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = module  # as an import would (dataclasses, pickling need it)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(modname, None)
+                raise
+    except (KeyboardInterrupt, UsageError):
         raise
     except BaseException as exc:  # ImportError, SyntaxError, SystemExit, errors raised at import
-        raise UsageError(f"{option}: cannot import module {modname!r}: "
-                         f"{_describe(exc)}") from None
+        shown = where if kind == "module" else os.path.basename(where)
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and kind == "module" and exc.name == modname.split(".")[0]:
+            hint = (f" (the current directory {os.getcwd()!r} is searched; for a file elsewhere "
+                    f"pass path/to/{modname.replace('.', '/')}.py:{attr})")
+        raise UsageError(f"{option}: cannot import {'module' if kind == 'module' else 'file'} "
+                         f"{shown!r}: {_describe(exc)}{hint}") from None
     try:
         fn = getattr(module, attr)
     except AttributeError:
-        raise UsageError(f"{option}: module {modname!r} has no attribute {attr!r}") from None
+        raise UsageError(f"{option}: {'module ' + repr(where) if kind == 'module' else repr(where)} "
+                         f"has no attribute {attr!r}") from None
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # a module __getattr__ that raises or exits
-        raise UsageError(f"{option}: cannot get {attr!r} from {modname!r}: {_describe(exc)}") from None
+        raise UsageError(f"{option}: cannot get {attr!r} from {where!r}: {_describe(exc)}") from None
     if not callable(fn):
         raise UsageError(f"{option}: {text} is not callable (it is a {type(fn).__name__})")
     return fn
@@ -234,58 +348,151 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p):
-    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (with a boolean \"ok\") on stdout instead of text")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line on stderr (shown only when stderr is a terminal)")
+
+
+GLOSSARY_POINTER = textwrap.fill(
+    f"Every term in the output (slot, seed, sqrtClamp, IBP, err/bound, ...) is explained by "
+    f"`symbolic-bn explain TERM`; `symbolic-bn explain` lists them all, and {README_GLOSSARY} "
+    f"has the same text.", width=92)
+
+_PROVE_DESCRIPTION = """\
+Prove, with exact algebra, that the backward of TorchLean's channel-first BatchNorm graph is
+right: for each of its 16 stages the jvp/vjp rules are the true derivative and its transpose,
+and end to end backprop(x, s) = J_E(x)^T s for every seed s on every slot, for all inputs with
+var_c + eps > 0 in every channel, at the given shape(s).  Also links the graph to the textbook
+BatchNorm backward and states the domain facts.  Each obligation is PROVED, FAILED (with an
+exact counterexample) or UNDECIDED (budget exhausted)."""
+
+_CHECK_DESCRIPTION = """\
+Check YOUR BatchNorm backward (and optionally forward) against the exact derivative.  A
+function with an xp parameter, e.g. backward(x, gamma, beta, grad_out, eps, xp=numpy), is run on
+exact symbolic arrays and proved equal to J^T grad_out for all inputs at the shape (or refuted
+with an exact counterexample); without xp (or with --numeric) it is cross-checked at float
+points against a high-precision mpmath reference.  The checked code runs in a child process:
+whatever it does (sys.exit, os._exit, atexit), the exit status is the tool's verdict, and
+what it prints goes to stderr.  The current directory is on the import path."""
+
+_BOUNDS_DESCRIPTION = """\
+Bounds of an inference-mode (model.eval()) BatchNorm layer, BN(x) = s*x + o per channel with
+s = gamma/sqrt(max(running_var, 0) + eps), o = beta - s*running_mean: the IBP box of BN(x) for x
+in a box (--box), and, when given, the box of d/dt BN(x(t)) for x'(t) in a box (--dbox) and of
+d2/dt2 BN(x(t)) for x''(t) in a box (--ddbox).  --prove prints the exact certificate of the
+rules used."""
+
+_REPORT_DESCRIPTION = """\
+Regenerate the correctness reports: one self-contained index.html, one Markdown and one JSON
+file per subject (BN graph certificates, inference bounds, mpmath cross-checks, all-sizes
+certificate).  Only a previous report's own files are ever replaced."""
+
+_EXPLAIN_DESCRIPTION = """\
+Explain a term the other subcommands print (case-insensitive; an index such as var_c or
+dx[0, 0, 0] and obligation names such as stage.std.derivative are understood).  Without a
+term, list every term with a one-line explanation."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="symbolic-bn", description="Exact proofs and cross-checks for channel-first BatchNorm.")
+    shape = _shape_text(_default_shape())
+    from .checks.check import DEFAULT_BUDGET as CHECK_BUDGET
+    from .obligations.prove import DEFAULT_BUDGET as PROVE_BUDGET
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(prog="symbolic-bn", formatter_class=fmt,
+                description="Exact proofs and cross-checks for channel-first BatchNorm backward rules "
+                            "(and sound bounds for inference BatchNorm).",
+                epilog=GLOSSARY_POINTER + "\n\nExit status: 0 = everything checked holds, 1 = failed or "
+                                          "undecided, 2 = bad usage or input.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
+                           title="commands (symbolic-bn COMMAND --help for details)")
 
-    pr = sub.add_parser("prove", help="the BatchNormChannelFirst certificate")
-    pr.add_argument("--shape", action="append", help="CxHxW (repeatable; default 2x2x2)")
-    pr.add_argument("--eps", action="append", help="'symbolic' (default) or an exact number like 1e-6 (repeatable)")
-    pr.add_argument("--backend", choices=["flint", "sympy"], default=None)
-    pr.add_argument("--budget", default="120", help="seconds per obligation group (default 120)")
-    pr.add_argument("--brief", action="store_true", help="one line per obligation")
+    def add(name, help_, description):
+        return sub.add_parser(name, help=help_, description=description, formatter_class=fmt,
+                              epilog=GLOSSARY_POINTER)
+
+    pr = add("prove", "prove the BatchNorm graph's backward exactly (certificate)", _PROVE_DESCRIPTION)
+    pr.add_argument("--shape", action="append", metavar="CxHxW",
+                    help=f"shape of the input x: channels x height x width (repeatable; default {shape})")
+    pr.add_argument("--eps", action="append", metavar="EPS",
+                    help="'symbolic' (default: any real eps with var_c + eps > 0) or an exact number "
+                         "such as 1e-5 or 1/100000 (repeatable)")
+    pr.add_argument("--backend", choices=["flint", "sympy"], default=None,
+                    help="exact polynomial arithmetic: flint (python-flint, fast; the 'fast' extra) or "
+                         "sympy (pure Python); same verdicts (default: the fastest installed)")
+    pr.add_argument("--budget", default=f"{PROVE_BUDGET:g}", metavar="SECONDS",
+                    help=f"seconds per obligation group before it is UNDECIDED; inf or none: no limit "
+                         f"(default {PROVE_BUDGET:g})")
+    pr.add_argument("--brief", action="store_true",
+                    help="one line per obligation (no statement / assumes / method)")
     _common(pr)
 
-    ck = sub.add_parser("check", help="check a user's BatchNorm backward (and forward) implementation")
+    ck = add("check", "check your own BatchNorm backward (and forward) implementation", _CHECK_DESCRIPTION)
     ck.add_argument("backward", metavar="MODULE:FUNCTION",
-                    help="backward(x, gamma, beta, grad_out, eps[, xp]) -> (dx, dgamma, dbeta)")
+                    help="the backward to check, backward(x, gamma, beta, grad_out, eps[, xp]) -> "
+                         "(dx, dgamma, dbeta), as module:function (imported from the current directory "
+                         "or the installed packages) or path/to/file.py:function")
     ck.add_argument("--forward", metavar="MODULE:FUNCTION",
-                    help="forward(x, gamma, beta, eps[, xp]) -> y, checked too")
-    ck.add_argument("--shape", default="2x2x2", help="CxHxW (default 2x2x2)")
-    ck.add_argument("--eps", default=None,
-                    help="exact symbolic check: 'symbolic' (default) or a number; cross-check: a number "
+                    help="also check forward(x, gamma, beta, eps[, xp]) -> y (same two spellings)")
+    ck.add_argument("--shape", default=None, metavar="CxHxW",
+                    help=f"shape of x: channels x height x width (default {shape}; bugs that depend on "
+                         f"larger sizes need larger shapes)")
+    ck.add_argument("--eps", default=None, metavar="EPS",
+                    help="exact check: 'symbolic' (default) or an exact number; cross-check: a number "
                          "(default 1e-5)")
+    ck.add_argument("--budget", default=f"{CHECK_BUDGET:g}", metavar="SECONDS",
+                    help=f"seconds per output of the exact check before it is UNDECIDED; inf or none: "
+                         f"no limit (default {CHECK_BUDGET:g})")
     ck.add_argument("--dtype", choices=["float32", "float64"], default="float64",
                     help="dtype of the numeric cross-check (default float64)")
     ck.add_argument("--dps", default="50",
                     help=f"mpmath digits of the cross-check reference, {_min_dps()}–{MAX_DPS} (default 50)")
     ck.add_argument("--numeric", action="store_true",
                     help="skip the exact symbolic check: cross-check against mpmath only")
-    ck.add_argument("--brief", action="store_true", help="one line per obligation")
+    ck.add_argument("--brief", action="store_true",
+                    help="one line per obligation (no statement / assumes / method)")
     _common(ck)
 
-    bd = sub.add_parser("bounds", help="IBP and derivative boxes of an inference BatchNorm layer")
+    bd = add("bounds", "interval (IBP) and derivative boxes of an inference BatchNorm layer",
+             _BOUNDS_DESCRIPTION)
     bd.add_argument("--params", metavar="FILE.json",
-                    help="JSON object with running_mean, running_var, gamma, beta (lists) and eps")
-    bd.add_argument("--box", metavar="FILE.json", help="JSON object with lo and hi (nested lists of one shape)")
-    bd.add_argument("--channel-axis", default="0", help="channel axis of the box (default 0)")
+                    help="JSON object with running_mean, running_var, gamma, beta (lists, one entry per "
+                         "channel) and eps; strings such as \"1/4\" are exact, and so are integers too "
+                         "large for float64")
+    bd.add_argument("--box", metavar="FILE.json",
+                    help="JSON object with lo and hi (nested lists of one shape): the box of inputs x; "
+                         "prints the IBP box of BN(x)")
+    bd.add_argument("--dbox", metavar="FILE.json",
+                    help="JSON object with lo and hi: a box of tangents x'(t); prints the derivative "
+                         "box of d/dt BN(x(t))")
+    bd.add_argument("--ddbox", metavar="FILE.json",
+                    help="JSON object with lo and hi: a box of x''(t); prints the second-derivative "
+                         "box of d2/dt2 BN(x(t))")
+    bd.add_argument("--channel-axis", default="0", metavar="K",
+                    help="axis of the boxes that holds the channels (default 0; -1 for channel-last)")
     bd.add_argument("--rounding", choices=["nearest", "outward"], default="nearest",
-                    help="float64 round-to-nearest, or outward rounding (sound enclosure)")
-    bd.add_argument("--prove", action="store_true", help="print the certificate of the bound rules")
+                    help="float64 round-to-nearest (default), or outward rounding: a float64 box "
+                         "guaranteed to contain the exact one")
+    bd.add_argument("--prove", action="store_true", help="print the exact certificate of the bound rules")
+    bd.add_argument("--budget", default="60", metavar="SECONDS",
+                    help="with --prove: seconds per obligation; inf or none: no limit (default 60)")
     bd.add_argument("--brief", action="store_true", help="one line per obligation (with --prove)")
     _common(bd)
 
-    rp = sub.add_parser("report", help="regenerate the correctness reports (HTML, Markdown, JSON)")
-    rp.add_argument("--out", default="reports", help="output directory (default reports/)")
-    rp.add_argument("--shape", action="append",
+    rp = add("report", "regenerate the correctness reports (HTML, Markdown, JSON)", _REPORT_DESCRIPTION)
+    rp.add_argument("--out", default="reports", metavar="DIR",
+                    help="output directory (default reports/)")
+    rp.add_argument("--shape", action="append", metavar="CxHxW",
                     help="CxHxW of the BN-graph subject (repeatable; default 1x2x2 2x2x2 2x3x3 4x8x8)")
     rp.add_argument("--no-torch", action="store_true", help="leave PyTorch out of the cross-check")
     _common(rp)
+
+    ex = add("explain", "explain a term of the output (the glossary)", _EXPLAIN_DESCRIPTION)
+    ex.add_argument("term", nargs="*", metavar="TERM",
+                    help="the term, e.g. sqrtClamp, 'side condition', err/bound (omit it to list all)")
+    ex.add_argument("--json", action="store_true",
+                    help="print one JSON object (with a boolean \"ok\") on stdout instead of text")
     return p
 
 
@@ -293,34 +500,41 @@ def build_parser() -> argparse.ArgumentParser:
 # prove
 # --------------------------------------------------------------------------------------------
 
+def _prove_budget(seconds):
+    """``prove`` and ``bounds.prove`` take ``math.inf`` for no limit, ``check_*`` take ``None``."""
+    return math.inf if seconds is None else seconds
+
+
 def _cmd_prove(args) -> int:
     from . import batchnorm_channel_first, prove
     from .report.text import certificate_text
-    shapes = [parse_shape(s) for s in (args.shape or ["2x2x2"])]
+    shapes = [parse_shape(s) for s in (args.shape or [_shape_text(_default_shape())])]
     epss = [parse_eps(e) for e in (args.eps or ["symbolic"])]
-    budget = parse_seconds(args.budget, "--budget")
+    budget = _prove_budget(parse_budget(args.budget, "--budget"))
     certs = []
     with Progress(args.quiet) as prog:
         for shape in shapes:
             for eps in epss:
-                prog.set(f"proving {'x'.join(map(str, shape))}")
+                prog.set(f"proving {_shape_text(shape)}")
                 try:
                     graph = batchnorm_channel_first(*shape, eps=eps)
                     certs.append(prove(graph, budget=budget, backend=args.backend))
-                except (ValueError, TypeError) as exc:  # bad shape/eps, empty domain, no backend
+                except (ValueError, TypeError, OverflowError) as exc:  # bad shape/eps, empty domain, ...
                     raise UsageError(_one_line(exc)) from None
+    ok = all(c.ok for c in certs)
     out = []
     if args.json:
-        out.append(json.dumps([c.to_dict() for c in certs], indent=2, ensure_ascii=False))
+        out.append(json.dumps({"ok": ok, "certificates": [c.to_dict() for c in certs]},
+                              indent=2, ensure_ascii=False))
     else:
         for c in certs:
             out.append(certificate_text(c, verbose=not args.brief))
             out.append("")
-    return (0 if all(c.ok for c in certs) else 1), out
+    return (0 if ok else 1), out
 
 
 # --------------------------------------------------------------------------------------------
-# check
+# check: the parent validates the arguments, a child process imports and runs the checked code
 # --------------------------------------------------------------------------------------------
 
 def _drop_xp(fn):
@@ -332,7 +546,7 @@ def _drop_xp(fn):
     return wrapped
 
 
-def _symbolic_check(kind, fn, shape, eps, notes):
+def _symbolic_check(kind, fn, shape, eps, budget, notes):
     """Run ``symbolic_bn.checks.check.check_<kind>``; ``None`` (with a note) when it is unavailable or
     the function uses an operation the symbolic namespace does not support."""
     try:
@@ -344,7 +558,7 @@ def _symbolic_check(kind, fn, shape, eps, notes):
     from .checks.crosscheck import ImplementationError
     from .xp import UnsupportedOperation
     try:
-        return getattr(check, f"check_{kind}")(fn, shape, eps)
+        return getattr(check, f"check_{kind}")(fn, shape, eps, budget=budget)
     except (UnsupportedOperation, ImplementationError) as exc:
         unsupported = isinstance(exc, UnsupportedOperation) or \
             isinstance(exc.__cause__, UnsupportedOperation)
@@ -355,68 +569,84 @@ def _symbolic_check(kind, fn, shape, eps, notes):
         return None
 
 
-def _cmd_check(args) -> int:
-    from .report.text import certificate_text
-    shape = parse_shape(args.shape)
+def _check_plan(args) -> dict:
+    """Everything ``check`` needs, validated in the parent (nothing of the checked code imported):
+    plain values, so that the plan also reaches a 'spawn' child."""
+    shape = parse_shape(args.shape) if args.shape is not None else _default_shape()
     eps_exact = parse_eps(args.eps)
     if eps_exact is not None and not eps_exact > 0:
         raise UsageError(f"--eps must be positive, got {args.eps!r}")
     dps = parse_int(args.dps, "--dps", _min_dps(), MAX_DPS)
+    budget = parse_budget(args.budget, "--budget")
     try:
         eps_float = 1e-5 if eps_exact is None else float(eps_exact)
     except (ValueError, OverflowError, TypeError):
         eps_float = math.nan
-    backward = _guard(load_target(args.backward, "MODULE:FUNCTION"))
-    forward = _guard(load_target(args.forward, "--forward")) if args.forward else None
+    check_target_syntax(args.backward, "MODULE:FUNCTION")
+    if args.forward:
+        check_target_syntax(args.forward, "--forward")
+    return {"backward": args.backward, "forward": args.forward, "shape": shape,
+            "shape_text": _shape_text(shape), "eps": None if args.eps is None else args.eps,
+            "eps_float": eps_float, "dps": dps, "budget": budget, "dtype": args.dtype,
+            "numeric": bool(args.numeric), "brief": bool(args.brief), "json": bool(args.json),
+            "cwd": os.getcwd()}
+
+
+def _run_check(plan, say) -> tuple:
+    """The check itself (in the child): returns ``(status, output lines)``; ``say(label)`` reports
+    progress."""
+    from .report.text import certificate_text
+    shape, eps_exact, eps_float, dps = plan["shape"], parse_eps(plan["eps"]), plan["eps_float"], plan["dps"]
+    backward = _guard(load_target(plan["backward"], "MODULE:FUNCTION"))
+    forward = _guard(load_target(plan["forward"], "--forward")) if plan["forward"] else None
 
     notes, certs, numeric, failures = [], [], {}, []
-    with Progress(args.quiet) as prog:
-        need_numeric = {}
-        for kind, fn, npos in (("forward", forward, 4), ("backward", backward, 5)):
-            if fn is None:
-                continue
-            if args.numeric:
-                need_numeric[kind] = fn if _takes_xp(fn, npos) else _drop_xp(fn)
-                continue
-            if not _takes_xp(fn, npos):
-                notes.append(f"{kind}: {getattr(fn, '__name__', 'function')} takes no xp argument; "
-                             f"using the mpmath cross-check")
-                need_numeric[kind] = _drop_xp(fn)
-                continue
-            prog.set(f"exact {kind} check at {args.shape}")
-            from .checks.crosscheck import ImplementationError
-            try:
-                cert = _symbolic_check(kind, fn, shape, eps_exact, notes)
-            except ImplementationError as exc:
-                failures.append(f"{kind}: {_one_line(exc)}")
-                continue
-            except (ValueError, TypeError) as exc:
-                raise UsageError(f"{kind}: {_one_line(exc)}") from None
-            if cert is None:
-                need_numeric[kind] = fn
-            else:
-                certs.append(cert)
-        if need_numeric:
-            from .checks.crosscheck import crosscheck, ImplementationError
-            if not (eps_float > 0 and math.isfinite(eps_float)):
-                raise UsageError(f"--eps {args.eps!r} is not a positive finite float64, which the mpmath "
-                                 f"cross-check needs")
-            prog.set(f"mpmath cross-check ({args.dtype}, dps {dps})")
-            try:
-                res = crosscheck(forward=need_numeric.get("forward"), backward=need_numeric.get("backward"),
-                                 shape=shape, eps=eps_float, dtype=args.dtype, dps=dps)
-            except ImplementationError as exc:
-                # the implementation raised or returned the wrong shape: a failed check
-                numeric = {"error": _one_line(exc)}
-                res = None
-            except ValueError as exc:
-                raise UsageError(_one_line(exc)) from None
-            if res is not None:
-                numeric = {"result": res}
+    need_numeric = {}
+    for kind, fn, npos in (("forward", forward, 4), ("backward", backward, 5)):
+        if fn is None:
+            continue
+        if plan["numeric"]:
+            need_numeric[kind] = fn if _takes_xp(fn, npos) else _drop_xp(fn)
+            continue
+        if not _takes_xp(fn, npos):
+            notes.append(f"{kind}: {getattr(fn, '__name__', 'function')} takes no xp argument; "
+                         f"using the mpmath cross-check")
+            need_numeric[kind] = _drop_xp(fn)
+            continue
+        say(f"exact {kind} check at {plan['shape_text']}")
+        from .checks.crosscheck import ImplementationError
+        try:
+            cert = _symbolic_check(kind, fn, shape, eps_exact, plan["budget"], notes)
+        except ImplementationError as exc:
+            failures.append(f"{kind}: {_one_line(exc)}")
+            continue
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{kind}: {_one_line(exc)}") from None
+        if cert is None:
+            need_numeric[kind] = fn
+        else:
+            certs.append(cert)
+    if need_numeric:
+        from .checks.crosscheck import crosscheck, ImplementationError
+        if not (eps_float > 0 and math.isfinite(eps_float)):
+            raise UsageError(f"--eps {plan['eps']!r} is not a positive finite float64, which the mpmath "
+                             f"cross-check needs")
+        say(f"mpmath cross-check ({plan['dtype']}, dps {dps})")
+        try:
+            res = crosscheck(forward=need_numeric.get("forward"), backward=need_numeric.get("backward"),
+                             shape=shape, eps=eps_float, dtype=plan["dtype"], dps=dps)
+        except ImplementationError as exc:
+            # the implementation raised or returned the wrong shape: a failed check
+            numeric = {"error": _one_line(exc)}
+            res = None
+        except ValueError as exc:
+            raise UsageError(_one_line(exc)) from None
+        if res is not None:
+            numeric = {"result": res}
     ok = not failures and all(c.ok for c in certs) and \
         (not numeric or ("result" in numeric and numeric["result"].ok))
     out = []
-    if args.json:
+    if plan["json"]:
         doc = {"ok": ok, "notes": notes, "failures": failures, "certificates": [c.to_dict() for c in certs],
                "crosscheck": (numeric["result"].to_dict() if "result" in numeric else
                               ({"ok": False, "error": numeric["error"]} if numeric else None))}
@@ -425,7 +655,7 @@ def _cmd_check(args) -> int:
         for n in notes:
             out.append(f"note: {n}")
         for c in certs:
-            out.append(certificate_text(c, verbose=not args.brief))
+            out.append(certificate_text(c, verbose=not plan["brief"]))
             failed = [ob for ob in c if ob.status == "failed"]
             for ob in failed:
                 out.append(f"COUNTEREXAMPLE {ob.name}: "
@@ -445,13 +675,201 @@ def _cmd_check(args) -> int:
     return (0 if ok else 1), out
 
 
+def _preimport_tool():
+    """Import what the check uses before the checked code's directories go first on sys.path, so
+    a local file named like one of them (numpy.py, random.py, ...) cannot replace the tool's."""
+    for name in ("symbolic_bn.checks.check", "symbolic_bn.checks.crosscheck", "symbolic_bn.xp",
+                 "symbolic_bn.report.text", "symbolic_bn.exact.numbers"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # reported where it is needed (e.g. as a note)
+            pass
+
+
+def _child_main(conn, plan, output_path):
+    """Entry point of the child process: checked code's stdout/stderr to ``output_path``, the
+    result to ``conn``, then ``os._exit`` (no atexit handler of the checked code runs)."""
+    try:
+        fd = os.open(output_path, os.O_WRONLY | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(line_buffering=True)
+            except (AttributeError, ValueError):
+                pass
+        _preimport_tool()
+        extra = [plan["cwd"]]
+        for spec in (plan["backward"], plan["forward"]):
+            if spec and _is_file_target(spec):
+                d = os.path.dirname(os.path.abspath(spec.rpartition(":")[0]))
+                if d not in extra:
+                    extra.insert(0, d)
+        sys.path[:0] = [d for d in extra if d not in sys.path[:len(extra)]]
+
+        def say(label):
+            conn.send(("progress", label))
+
+        try:
+            status, lines = _run_check(plan, say)
+            message = ("result", status, lines)
+        except UsageError as exc:
+            message = ("usage", _one_line(exc))
+        except (RecursionError, MemoryError) as exc:
+            message = ("usage", f"{type(exc).__name__} (the input is too large or too deep)")
+        except KeyboardInterrupt:
+            message = ("interrupted",)
+        except Exception as exc:  # a bug of the tool: one line (SYMBOLIC_BN_TRACEBACK=1 shows it)
+            if os.environ.get("SYMBOLIC_BN_TRACEBACK"):
+                import traceback
+                traceback.print_exc()
+            message = ("internal", _describe(exc))
+        except BaseException as exc:  # SystemExit & co. where no guard could catch it
+            message = ("exited", _describe(exc))
+        conn.send(message)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - the checked code may have closed it
+                pass
+        try:
+            conn.close()
+        finally:
+            os._exit(0)
+
+
+def _start_method() -> str:
+    wanted = os.environ.get("SYMBOLIC_BN_CHILD_START")
+    methods = multiprocessing.get_all_start_methods()
+    if wanted:
+        if wanted not in methods:
+            raise UsageError(f"SYMBOLIC_BN_CHILD_START must be one of {', '.join(methods)}, got {wanted!r}")
+        return wanted
+    return "fork" if sys.platform.startswith("linux") and "fork" in methods else "spawn"
+
+
+def _relay(output_path) -> list:
+    """What the checked code printed, as stderr lines prefixed ``checked code | ``."""
+    try:
+        with open(output_path, "rb") as fh:
+            data = fh.read(MAX_RELAYED_CHARS + 1)
+            rest = os.fstat(fh.fileno()).st_size - len(data)
+    except OSError:
+        return []
+    if not data:
+        return []
+    text = data[:MAX_RELAYED_CHARS].decode("utf-8", errors="replace")
+    lines = [f"checked code | {line}" for line in text.splitlines()]
+    if len(data) > MAX_RELAYED_CHARS or rest > 0:
+        lines.append(f"checked code | … ({max(rest, 0) + len(data) - MAX_RELAYED_CHARS} more bytes not shown)")
+    return lines
+
+
+def _run_in_child(plan, quiet: bool):
+    """Run the check in a child process; returns its final message (``None`` if there was none)
+    and the relayed output lines."""
+    ctx = multiprocessing.get_context(_start_method())
+    fd, output_path = tempfile.mkstemp(prefix="symbolic-bn-check-", suffix=".log")
+    os.close(fd)
+    proc = None
+    try:
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child_main, args=(sender, plan, output_path), name="symbolic-bn check",
+                           daemon=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proc.start()
+        sender.close()  # the child holds the only writing end: EOF once it has gone
+        result = None
+        with Progress(quiet) as prog:
+            prog.set(f"checking at {plan['shape_text']}")
+            while result is None:
+                if receiver.poll(0.1):
+                    try:
+                        msg = receiver.recv()
+                    except (EOFError, OSError):
+                        break
+                    except Exception:  # noqa: BLE001 - garbage on the pipe is no verdict
+                        break
+                    if isinstance(msg, tuple) and msg and msg[0] == "progress":
+                        prog.set(str(msg[1]))
+                        continue
+                    result = msg
+                elif not proc.is_alive() and not receiver.poll(0):
+                    break
+        proc.join(30)
+        exitcode = proc.exitcode
+        if proc.is_alive():  # e.g. stuck in the checked code's thread after sending its result
+            proc.kill()
+            proc.join(5)
+        receiver.close()
+        return result, exitcode, _relay(output_path)
+    except BaseException:
+        if proc is not None and proc.is_alive():
+            proc.kill()
+            proc.join(5)
+        raise
+    finally:
+        try:
+            os.unlink(output_path)  # our own temporary file
+        except OSError:
+            pass
+
+
+def _valid_result(msg) -> bool:
+    if not isinstance(msg, tuple) or not msg:
+        return False
+    if msg[0] == "result":
+        return (len(msg) == 3 and msg[1] in (0, 1) and isinstance(msg[2], list)
+                and all(isinstance(x, str) for x in msg[2]))
+    return msg[0] in ("usage", "internal", "exited", "interrupted") and \
+        all(isinstance(x, str) for x in msg[1:])
+
+
+def _cmd_check(args):
+    plan = _check_plan(args)
+    msg, exitcode, relayed = _run_in_child(plan, args.quiet)
+    for line in relayed:
+        print(line, file=sys.stderr)
+    if not _valid_result(msg):
+        how = (f"it exited with status {exitcode}" if exitcode is not None and exitcode >= 0
+               else f"it was killed by signal {-exitcode}" if exitcode is not None else "no result")
+        print(f"symbolic-bn: error: {NO_VERDICT} ({how}); check FAILED", file=sys.stderr)
+        if args.json:
+            return 1, [json.dumps({"ok": False, "error": NO_VERDICT, "notes": [], "failures": [NO_VERDICT],
+                                   "certificates": [], "crosscheck": None}, indent=2)]
+        return 1, ["CHECK: FAIL"]
+    kind = msg[0]
+    if kind == "result":
+        return msg[1], msg[2]
+    if kind == "usage":
+        raise UsageError(msg[1])
+    if kind == "interrupted":
+        raise KeyboardInterrupt
+    if kind == "exited":
+        raise _CheckedCodeExited(msg[1])
+    raise _InternalError(msg[1])
+
+
+class _CheckedCodeExited(Exception):
+    """SystemExit & co. escaped every guard in the child."""
+
+
+class _InternalError(Exception):
+    """A bug of the tool, reported by the child as one line."""
+
+
 # --------------------------------------------------------------------------------------------
 # bounds
 # --------------------------------------------------------------------------------------------
 
 def _json_number(v, where, depth=0):
     """JSON numbers stay floats/ints; strings are exact decimals or fractions parsed by
-    :func:`symbolic_bn.exact.decide.to_exact` (never evaluated), returned as Fractions."""
+    :func:`symbolic_bn.exact.numbers.to_exact` (never evaluated), returned as Fractions.  An
+    integer that float64 cannot hold exactly is returned as a Fraction too (kept exact rather
+    than rounded or overflowing)."""
     if isinstance(v, bool) or v is None:
         raise UsageError(f"{where} must be a number, got {json.dumps(v)}")
     if isinstance(v, float):
@@ -459,9 +877,13 @@ def _json_number(v, where, depth=0):
             raise UsageError(f"{where} must be finite (a JSON number too large for float64?)")
         return v
     if isinstance(v, int):
-        return v
+        try:
+            exact_in_float = float(v) == v
+        except OverflowError:
+            exact_in_float = False
+        return v if exact_in_float else Fraction(v)
     if isinstance(v, str):
-        from .exact.decide import to_exact
+        from .exact.numbers import to_exact
         try:
             e = to_exact(v, name=where)
             return Fraction(int(e.p), int(e.q))
@@ -514,46 +936,74 @@ def _read_json(path, option, keys):
     return {k: _json_number(doc[k], f"{option} {k}") for k in keys}
 
 
-def _plain(v):
+def _plain(v, what="a value"):
     """Bounds to JSON: floats as floats (±inf as strings), exact values as strings."""
     import numpy as np
     if isinstance(v, np.ndarray):
-        return [_plain(w) for w in v.tolist()] if v.dtype != object else [_plain(w) for w in v]
+        return [_plain(w, what) for w in v.tolist()] if v.dtype != object else [_plain(w, what) for w in v]
     if isinstance(v, (list, tuple)):
-        return [_plain(w) for w in v]
+        return [_plain(w, what) for w in v]
     if isinstance(v, (float, np.floating)):
         f = float(v)
         return f if math.isfinite(f) else ("inf" if f > 0 else "-inf")
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v)
-    return str(v)
+        v = int(v)
+        if v.bit_length() < 4 * 3300:  # int -> str is limited to 4300 digits by default
+            return v
+    try:
+        return str(v)
+    except ValueError:  # more digits than Python converts to a string
+        raise UsageError(f"bounds: the exact {what} has too many digits to print; use smaller exact "
+                         f"values or --rounding outward (float64 bounds)") from None
 
 
-def _cmd_bounds(args) -> int:
+#: (option, JSON key, function name in symbolic_bn.bounds, title of the text output)
+_BOXES = (
+    ("--box", "ibp", "ibp", "IBP box of BN(x) for x in [lo, hi] (--box)"),
+    ("--dbox", "deriv", "deriv",
+     "derivative box of d/dt BN(x(t)) = s * x'(t) for x'(t) in [lo, hi] (--dbox)"),
+    ("--ddbox", "second_deriv", "second_deriv",
+     "second-derivative box of d2/dt2 BN(x(t)) = s * x''(t) for x''(t) in [lo, hi] (--ddbox)"),
+)
+
+
+def _cmd_bounds(args):
     from .report.text import certificate_text
-    if not args.prove and not (args.params and args.box):
-        raise UsageError("bounds needs --params FILE.json and --box FILE.json (and/or --prove)")
-    if bool(args.params) != bool(args.box):
-        raise UsageError("--params and --box go together")
+    files = {"--box": args.box, "--dbox": args.dbox, "--ddbox": args.ddbox}
+    given = [opt for opt, path in files.items() if path]
+    if given and not args.params:
+        raise UsageError(f"{given[0]} needs --params FILE.json (the layer's parameters)")
+    if args.params and not given:
+        raise UsageError("--params needs a box: --box FILE.json (and/or --dbox, --ddbox FILE.json)")
+    if not args.prove and not args.params:
+        raise UsageError("bounds needs --params FILE.json with --box FILE.json (and/or --dbox, --ddbox), "
+                         "or --prove")
     axis = parse_int(args.channel_axis, "--channel-axis", -64, 64)
+    budget = _prove_budget(parse_budget(args.budget, "--budget"))
     out, rc = {}, 0
     if args.params:
         from . import bounds
         params = _read_json(args.params, "--params", ("running_mean", "running_var", "gamma", "beta", "eps"))
-        box = _read_json(args.box, "--box", ("lo", "hi"))
+        boxes = {opt: _read_json(files[opt], opt, ("lo", "hi")) for opt in given}
         try:
             p = bounds.BatchNormParams(params["running_mean"], params["running_var"], params["gamma"],
                                        params["beta"], params["eps"])
-            ibp = bounds.ibp(p, box["lo"], box["hi"], channel_axis=axis, rounding=args.rounding)
-            d1 = bounds.deriv(p, box["lo"], box["hi"], channel_axis=axis, rounding=args.rounding)
-            d2 = bounds.second_deriv(p, box["lo"], box["hi"], channel_axis=axis, rounding=args.rounding)
+            results = {}
+            for opt, key, fname, _title in _BOXES:
+                if opt in boxes:
+                    try:
+                        results[key] = getattr(bounds, fname)(p, boxes[opt]["lo"], boxes[opt]["hi"],
+                                                              channel_axis=axis, rounding=args.rounding)
+                    except ValueError as exc:
+                        raise UsageError(f"{opt}: {_one_line(exc)}") from None
             s, o = bounds.scale(p), bounds.offset(p)
             # rendering exact numbers can fail too (e.g. more digits than int->str allows)
             out = {"channels": p.dim, "rounding": args.rounding, "channel_axis": axis,
-                   "exact": bool(p.exact), "scale": _plain(s), "offset": _plain(o),
-                   "ibp": {"lo": _plain(ibp[0]), "hi": _plain(ibp[1])},
-                   "deriv": {"lo": _plain(d1[0]), "hi": _plain(d1[1])},
-                   "second_deriv": {"lo": _plain(d2[0]), "hi": _plain(d2[1])}}
+                   "exact": bool(p.exact), "scale": _plain(s, "scale"), "offset": _plain(o, "offset")}
+            for _opt, key, _fname, _title in _BOXES:
+                if key in results:
+                    lo, hi = results[key]
+                    out[key] = {"lo": _plain(lo, f"{key} lo"), "hi": _plain(hi, f"{key} hi")}
         except (ValueError, TypeError, OverflowError, ZeroDivisionError) as exc:
             raise UsageError(f"bounds: {_one_line(exc)}") from None
         except (RecursionError, MemoryError):
@@ -563,11 +1013,14 @@ def _cmd_bounds(args) -> int:
         from . import bounds
         with Progress(args.quiet) as prog:
             prog.set("proving the inference BatchNorm bound rules")
-            cert = bounds.prove()
+            try:
+                cert = bounds.prove(budget=budget)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise UsageError(f"bounds --prove: {_one_line(exc)}") from None
         rc = 0 if cert.ok else 1
     lines = []
     if args.json:
-        doc = dict(out)
+        doc = {"ok": rc == 0, **out}
         if cert is not None:
             doc["certificate"] = cert.to_dict()
         lines.append(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -577,12 +1030,11 @@ def _cmd_bounds(args) -> int:
                          f"rounding {out['rounding']}{' (exact arithmetic)' if out['exact'] else ''}")
             lines.append(f"  scale  s = gamma / sqrt(max(var, 0) + eps): {out['scale']}")
             lines.append(f"  offset o = beta - s * mean:                 {out['offset']}")
-            for key, title in (("ibp", "IBP box of BN(x) for x in [lo, hi]"),
-                               ("deriv", "derivative box s * [dlo, dhi]"),
-                               ("second_deriv", "second-derivative box s * [lo, hi]")):
-                lines.append(f"{title}:")
-                lines.append(f"  lo = {out[key]['lo']}")
-                lines.append(f"  hi = {out[key]['hi']}")
+            for _opt, key, _fname, title in _BOXES:
+                if key in out:
+                    lines.append(f"{title}:")
+                    lines.append(f"  lo = {out[key]['lo']}")
+                    lines.append(f"  hi = {out[key]['hi']}")
         if cert is not None:
             if out:
                 lines.append("")
@@ -594,7 +1046,7 @@ def _cmd_bounds(args) -> int:
 # report
 # --------------------------------------------------------------------------------------------
 
-def _cmd_report(args) -> int:
+def _cmd_report(args):
     shapes = [parse_shape(s) for s in args.shape] if args.shape else None
     out = args.out
     if not out or "\x00" in out:
@@ -620,6 +1072,31 @@ def _cmd_report(args) -> int:
     return (0 if summary["ok"] else 1), lines
 
 
+# --------------------------------------------------------------------------------------------
+# explain
+# --------------------------------------------------------------------------------------------
+
+def _cmd_explain(args):
+    from . import glossary
+    term = " ".join(args.term)
+    if not term.strip():
+        if args.json:
+            return 0, [json.dumps({"ok": True, "terms": [
+                {"term": e.term, "category": e.category, "summary": e.summary, "aliases": list(e.aliases)}
+                for e in glossary.entries()]}, indent=2, ensure_ascii=False)]
+        return 0, [glossary.listing()]
+    entry = glossary.lookup(term)
+    if entry is None:
+        near = glossary.closest(term)
+        hint = f"; closest: {', '.join(near)}" if near else ""
+        raise UsageError(f"no glossary entry for {term!r}{hint} (symbolic-bn explain lists every term)")
+    if args.json:
+        return 0, [json.dumps({"ok": True, "query": term, "term": entry.term, "category": entry.category,
+                               "aliases": list(entry.aliases), "text": entry.text, "see": list(entry.see)},
+                              indent=2, ensure_ascii=False)]
+    return 0, [glossary.render(entry)]
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
@@ -629,15 +1106,16 @@ def main(argv=None) -> int:
             print(__version__)
             return 0
         handler = {"prove": _cmd_prove, "check": _cmd_check, "bounds": _cmd_bounds,
-                   "report": _cmd_report}.get(args.command)
+                   "report": _cmd_report, "explain": _cmd_explain}.get(args.command)
         if handler is None:
             parser.print_help(sys.stderr)
             return 2
         try:
             rc, lines = handler(args)
             text = "".join(f"{line}\n" for line in lines)  # all of it, before printing any
-        except SystemExit as exc:  # the checked code exited where no guard could catch it
-            print(f"symbolic-bn: error: the code being checked exited: {_describe(exc)}; check FAILED",
+        except (SystemExit, _CheckedCodeExited) as exc:  # the checked code exited where no guard could catch it
+            what = str(exc) if isinstance(exc, _CheckedCodeExited) else _describe(exc)
+            print(f"symbolic-bn: error: the code being checked exited: {what}; check FAILED",
                   file=sys.stderr)
             return 1
         except (RecursionError, MemoryError) as exc:
@@ -646,6 +1124,9 @@ def main(argv=None) -> int:
             return 2
         except UsageError:
             raise
+        except _InternalError as exc:
+            print(f"symbolic-bn: internal error: {exc}", file=sys.stderr)
+            return 1
         except Exception as exc:  # a bug: one line, not a traceback (SYMBOLIC_BN_TRACEBACK=1 shows it)
             if os.environ.get("SYMBOLIC_BN_TRACEBACK"):
                 raise

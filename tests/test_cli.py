@@ -1,51 +1,75 @@
-"""The installed ``symbolic-bn`` console script, run as a subprocess: every subcommand, its
-output and exit status, and the error paths (one line on stderr, exit 2)."""
+"""The ``symbolic-bn`` command line: every subcommand, its output and exit status, the error paths
+(one line on stderr, exit 2), the glossary behind ``symbolic-bn explain``, and the isolation of
+checked code (its exit calls and prints never change the verdict or the JSON on stdout).
+
+Calls whose exit status or child process matters run the installed console script in a
+subprocess (:func:`cli_run.run`); argument parsing and usage errors, which never reach checked
+code, run in-process through ``symbolic_bn.cli.main`` (:func:`cli_run.run_here`) to keep the file
+fast.  The outputs the glossary test reads are produced once per module (fixture ``outputs``).
+"""
 import json
+import math
 import os
-import shutil
-import subprocess
+import re
+import signal
 import sys
-from pathlib import Path
+import textwrap
+from fractions import Fraction
 
 import pytest
 
-EXE = shutil.which("symbolic-bn")
+from cli_run import EXE, assert_usage_error, one_json_object, run, run_here, write_json
+from cli_terms import PLAIN_TERMS, jargon
+
 pytestmark = pytest.mark.skipif(EXE is None, reason="the symbolic-bn console script is not installed "
                                 "(pip install -e . first)")
-TESTS = Path(__file__).resolve().parent
-
-
-def run(*args, cwd=None, path=(), timeout=600):
-    env = dict(os.environ)
-    env.pop("SYMBOLIC_BN_TRACEBACK", None)
-    env["PYTHONPATH"] = os.pathsep.join([*map(str, path), str(TESTS)]) + \
-        (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
-
-
-def assert_usage_error(proc, *needles):
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    err = proc.stderr.strip()
-    assert err.count("\n") == 0, f"expected one line on stderr, got {proc.stderr!r}"
-    assert err.startswith("symbolic-bn: error:"), err
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in err, (n, err)
-    assert proc.stdout == ""
-
-
-def write_json(tmp_path, name, doc):
-    p = tmp_path / name
-    p.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-    return str(p)
-
 
 PARAMS = {"running_mean": [0.5, -1.0], "running_var": [4.0, 0.25], "gamma": [2.0, -1.0],
           "beta": [0.0, 1.0], "eps": 0.0}
 BOX = {"lo": [[0.0, 1.0], [-1.0, 0.0]], "hi": [[1.0, 2.0], [1.0, 0.5]]}
+DBOX = {"lo": [[-1.0, 0.0], [0.5, 1.0]], "hi": [[1.0, 0.0], [1.0, 2.0]]}
+SCALE = [1.0, -2.0]  # gamma / sqrt(var + eps) of PARAMS
+
+#: Names of the checked functions (from tests/cli_impls.py): the user's words, not the tool's.
+USER_NAMES = {"wrong_backward", "backward", "forward", "backward_unsupported"}
 
 
-# ---------------------------------------------------------------- top level
+def default_shape():
+    from symbolic_bn.checks.check import DEFAULT_SHAPE
+    return tuple(DEFAULT_SHAPE)
+
+
+def shape_text(shape):
+    return "x".join(map(str, shape))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    return {"params": write_json(d, "p.json", PARAMS), "box": write_json(d, "b.json", BOX),
+            "dbox": write_json(d, "d.json", DBOX), "dir": d}
+
+
+@pytest.fixture(scope="module")
+def outputs(files):
+    """Real CLI output of every subcommand, produced once (console script, subprocess)."""
+    runs = {
+        "prove": run("prove", "--shape", "1x2x2"),
+        "prove_neg_eps": run("prove", "--shape", "1x2x2", "--eps", "-1", "--brief"),
+        "check_exact": run("check", "cli_impls:wrong_backward", "--forward", "cli_impls:forward",
+                           "--shape", "1x2x3"),
+        "check_numeric": run("check", "cli_impls:wrong_backward", "--numeric", "--shape", "1x2x3"),
+        "check_unsupported": run("check", "cli_impls:backward_unsupported", "--shape", "1x2x3"),
+        "bounds": run("bounds", "--params", files["params"], "--box", files["box"], "--dbox",
+                      files["dbox"], "--ddbox", files["box"], "--prove"),
+    }
+    for name, p in runs.items():
+        assert "Traceback" not in p.stderr, (name, p.stderr)
+        assert p.returncode in (0, 1), (name, p.returncode, p.stderr)
+    return runs
+
+
+# ---------------------------------------------------------------- top level and help
 def test_version_and_no_command():
     p = run("--version")
     assert p.returncode == 0 and p.stdout.strip().count(".") == 2
@@ -54,7 +78,163 @@ def test_version_and_no_command():
 
 
 def test_unknown_subcommand_is_one_line():
-    assert_usage_error(run("frobnicate"), "invalid choice")
+    assert_usage_error(run_here("frobnicate"), "invalid choice")
+
+
+def _subparsers(parser):
+    import argparse
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+def test_every_subcommand_and_option_has_help():
+    import argparse
+    from symbolic_bn.cli import build_parser
+    parser = build_parser()
+    subs = _subparsers(parser)
+    assert set(subs) == {"prove", "check", "bounds", "report", "explain"}
+    for name, sp in [("symbolic-bn", parser), *subs.items()]:
+        if name != "symbolic-bn":
+            assert sp.description and len(sp.description.split()) >= 10, name
+        for action in sp._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.option_strings or action.dest)
+    top = run("--help")
+    assert top.returncode == 0
+    text = " ".join(top.stdout.split())
+    assert "symbolic-bn explain TERM" in text and "Glossary" in text
+    for name in subs:  # each subcommand listed with its one-line help
+        assert re.search(rf"^\s+{name}\s+\S", top.stdout, re.M), name
+
+
+def test_help_prints_the_api_default_shape():
+    """One default shape (issue 11.9): the help texts print symbolic_bn.checks.check.DEFAULT_SHAPE
+    (not a 2x2x2 of their own)."""
+    shape = shape_text(default_shape())
+    from symbolic_bn.cli import build_parser
+    subs = _subparsers(build_parser())
+    for sub in ("check", "prove"):
+        helps = " ".join(a.help for a in subs[sub]._actions if "--shape" in a.option_strings)
+        assert f"default {shape}" in helps, (sub, helps)
+    backend = " ".join(a.help for a in subs["prove"]._actions if "--backend" in a.option_strings)
+    assert "flint" in backend and "sympy" in backend  # issue 15: --backend had no help
+
+
+# ---------------------------------------------------------------- explain / glossary
+def test_glossary_is_consistent():
+    from symbolic_bn import glossary
+    terms = [e.term for e in glossary.entries()]
+    assert len(terms) == len(set(terms))
+    for e in glossary.entries():
+        assert e.category in glossary.CATEGORIES, e.term
+        assert len(e.text.split()) >= 5 and "  " not in e.text, e.term
+        assert glossary.lookup(e.term) is e, e.term
+        for a in e.aliases:
+            assert glossary.lookup(a) is e, (e.term, a)
+        for s in e.see:
+            assert glossary.lookup(s) is not None, (e.term, s)
+    md = glossary.markdown()
+    assert md.startswith("## Glossary")
+    for e in glossary.entries():
+        assert f"**`{e.term}`**" in md, e.term
+
+
+@pytest.mark.parametrize("term,entry", [
+    ("slot", "slot"), ("SEED", "seed"), ("context", "context"), ("totalized", "totalized"),
+    ("sqrtclamp", "sqrtClamp"), ("rowMean", "rowMean"), ("broadcastRow", "broadcastRow"),
+    ("broadcastCol", "broadcastCol"), ("J_E", "J_E"), ("12CN + 7C slots", "12CN + 7C slots"),
+    ("12CN+7C", "12CN + 7C slots"), ("ibp", "IBP"), ("err/bound", "err/bound"), ("κ", "kappa"),
+    ("ulp", "ULP"), ("PROVED", "proved"), ("failed", "failed"), ("Undecided", "undecided"),
+    ("side condition", "side condition"), ("domain", "domain"), ("counterex.", "counterexample"),
+    ("adjoint", "adjoint"), ("jvp", "JVP"), ("VJP", "VJP"), ("eps", "ε"), ("ε", "ε"),
+    ("stage.std.adjoint", "stage.*.adjoint"), ("stage.var_eps.derivative", "stage.*.derivative"),
+    ("stage.yChw.transpose", "stage.*.transpose"),
+    ("end_to_end.backprop_eq_adjoint_fderiv", "end_to_end.*"), ("link.forward_spec", "link.*"),
+    ("domain.std_nonzero", "domain.*"), ("var_eps_i", "var_eps"), ("x_{c,p}", "x"),
+    ("dx[0, 0, 0]", "dx"), ("Σ", "Σ"), ("σ", "decide_zero"), ("dX", "JVP"), ("X", "context"),
+])
+def test_glossary_lookup(term, entry):
+    from symbolic_bn import glossary
+    assert glossary.lookup(term) is not None and glossary.lookup(term).term == entry
+
+
+def test_every_term_in_the_real_output_has_an_entry(outputs):
+    """Terms collected from the real output of prove, check (exact, numeric, unsupported op) and
+    bounds (boxes and --prove): each must have a glossary entry, and `explain` must print it --
+    a new term of that shape without an entry fails here."""
+    from symbolic_bn import glossary
+    terms = set(PLAIN_TERMS)
+    for name, p in outputs.items():
+        found = jargon(p.stdout)
+        assert found, name
+        terms |= found
+    terms -= USER_NAMES
+    missing = sorted(t for t in terms if glossary.lookup(t) is None)
+    assert not missing, f"terms printed by the CLI without a glossary entry: {missing}"
+    # the brief's list, which must be among the collected terms (so the collection works)
+    for t in ("sqrtClamp", "rowMean", "broadcastRow", "J_E", "IBP", "PROVED", "FAILED",
+              "stage.std.derivative", "end_to_end.block_diagonal", "link.forward_spec",
+              "domain.std_nonzero", "FD", "ε", "max_ulp"):
+        assert t in terms, t
+    for t in sorted(terms):
+        p = run_here("explain", "--", *t.split())
+        assert p.returncode == 0, (t, p.stderr)
+        assert p.stdout.startswith(glossary.lookup(t).term), (t, p.stdout[:80])
+
+
+def test_explain_subprocess_listing_and_unknown_term():
+    from symbolic_bn import glossary
+    p = run("explain", "KAPPA")
+    assert p.returncode == 0 and p.stdout.startswith("kappa") and "condition number" in p.stdout
+    p = run("explain", "side", "condition")
+    assert p.returncode == 0 and p.stdout.startswith("side condition")
+    p = run("explain")
+    assert p.returncode == 0
+    for e in glossary.entries():
+        assert f"  {e.term} -- " in p.stdout, e.term
+    p = run("explain", "sqrtclam")
+    assert_usage_error(p, "no glossary entry for 'sqrtclam'", "closest: sqrtClamp")
+    p = run_here("explain", "--json", "err/bound")
+    doc = one_json_object(p)
+    assert doc["term"] == "err/bound" and "bound" in doc["text"]
+    doc = one_json_object(run_here("explain", "--json"))
+    assert len(doc["terms"]) == len(glossary.entries())
+    assert_usage_error(run_here("explain", "zzzzqqq"), "no glossary entry")
+
+
+# ---------------------------------------------------------------- text rendering
+def test_text_rendering_is_readable(outputs):
+    text = outputs["prove"].stdout
+    for line in text.splitlines():
+        body = line.strip()
+        if body.startswith(("statement", "assumes")):
+            assert "  " not in body.split(None, 1)[1], line  # issue 15: "var_eps_i  > 0"
+    assert "var_eps_i > 0 for every i (side condition of sqrtClamp)" in text
+    flat = " ".join(text.split())
+    # "where z > 0" says what z is
+    assert "where z > 0, z being the input of sqrtClamp: the slot var_eps = var_c + ε" in flat
+    assert "where z ≠ 0, z being the input of inv: the slot std" in flat
+    assert not re.search(r"where z [>≠] 0(?!, z being)", flat)
+    # the subject names ε in words, not "ε = ε"
+    assert "ε = ε" not in text
+    assert "BatchNormChannelFirst 1x2x2, ε symbolic (any real ε with var_c + ε > 0): OK" in text
+    neg = outputs["prove_neg_eps"].stdout
+    assert "ε = -1 (not positive: covers only inputs with var_c > 1 in every channel): OK" in neg
+    check = outputs["check_exact"].stdout
+    assert "== backward wrong_backward at 1x2x3, ε symbolic (any real ε with var_c + ε > 0) ==" in check
+
+
+def test_text_module_renders_numbers_and_other_subjects():
+    from symbolic_bn.obligations.certificate import Certificate, Obligation
+    from symbolic_bn.report.text import certificate_text, render_subject
+    ob = Obligation("a.b", "s  with   spaces", "proved", "m", assumptions=["q_i  > 0 for every i (side condition of inv)"])
+    c = Certificate("thing at 1x2x2", [ob], parameters={"eps": "1/10"})
+    assert render_subject(c) == "thing at 1x2x2, ε = 1/10"
+    txt = certificate_text(c)
+    assert "s with spaces" in txt and "q_i > 0" in txt and txt.endswith("in 0.00 s")
+    assert render_subject(Certificate("no eps here")) == "no eps here"
+    assert render_subject(Certificate("X, ε = 0", parameters={"eps": "0"})).startswith("X, ε = 0 (not positive")
 
 
 # ---------------------------------------------------------------- prove
@@ -66,32 +246,57 @@ def test_prove_text_and_exit_zero():
     assert p.stderr == ""  # no progress when stderr is not a terminal
 
 
-def test_prove_json():
-    p = run("prove", "--shape", "1x2x2", "--eps", "1e-5", "--json")
+def test_prove_json_is_one_object():
+    p = run_here("prove", "--shape", "1x2x2", "--shape", "1x1x2", "--eps", "1e-5", "--json")
     assert p.returncode == 0, p.stderr
-    doc = json.loads(p.stdout)
-    assert len(doc) == 1 and doc[0]["ok"] is True
-    assert doc[0]["parameters"]["C"] == 1 and doc[0]["parameters"]["eps"] == "1/100000"
-    assert all(ob["status"] == "proved" for ob in doc[0]["obligations"])
+    doc = one_json_object(p)
+    assert set(doc) == {"ok", "certificates"} and doc["ok"] is True
+    assert len(doc["certificates"]) == 2
+    c = doc["certificates"][0]
+    assert c["ok"] is True and c["parameters"]["C"] == 1 and c["parameters"]["eps"] == "1/100000"
+    assert all(ob["status"] == "proved" for ob in c["obligations"])
+
+
+def test_prove_default_shape_is_the_api_default():
+    doc = one_json_object(run_here("prove", "--json", "--brief"))
+    (c,) = doc["certificates"]
+    assert (c["parameters"]["C"], c["parameters"]["H"], c["parameters"]["W"]) == default_shape()
 
 
 @pytest.mark.parametrize("shape", ["2x0x2", "abc", "2x2", "2x2x2;rm", "", "-1x2x2", "2x2x2 ", "1x2x2\n",
                                    "１x2x2"])
 def test_prove_malformed_shape(shape):
-    assert_usage_error(run("prove", "--shape", shape), "--shape")
+    assert_usage_error(run_here("prove", "--shape", shape), "--shape")
 
 
 @pytest.mark.parametrize("eps", ["abc", "__import__('os')", "1e-5;rm"])
 def test_prove_malformed_eps(eps):
-    assert_usage_error(run("prove", "--shape", "1x2x2", "--eps", eps))
+    assert_usage_error(run_here("prove", "--shape", "1x2x2", "--eps", eps))
 
 
 def test_prove_empty_domain_is_bad_input():
-    assert_usage_error(run("prove", "--shape", "1x1x1", "--eps", "0"), "domain")
+    assert_usage_error(run_here("prove", "--shape", "1x1x1", "--eps", "0"), "domain")
 
 
-def test_prove_bad_budget():
-    assert_usage_error(run("prove", "--shape", "1x2x2", "--budget", "-1"), "--budget")
+# ---------------------------------------------------------------- budgets (issue 11.6)
+@pytest.mark.parametrize("budget", ["0", "-1", "nan", "abc", "-inf", "1e", " 5", "5 ", "0x10", "1_0"])
+@pytest.mark.parametrize("sub", [["prove", "--shape", "1x2x2"], ["check", "cli_impls:backward"],
+                                 ["bounds", "--prove"]])
+def test_bad_budget_is_a_usage_error(sub, budget):
+    assert_usage_error(run_here(*sub, f"--budget={budget}"), "--budget", "positive number")
+
+
+def test_huge_budget_is_not_an_internal_error():
+    """`prove --budget 1e10` printed "internal error: OverflowError"; 1e10, 1e999 and inf/none
+    (no limit) now give the certificate."""
+    p = run("prove", "--shape", "1x2x2", "--budget", "1e10", "--brief")
+    assert p.returncode == 0 and "internal error" not in p.stderr, p.stderr
+    assert "57 proved" in p.stdout
+    for b in ("inf", "none", "1e999", "INF"):
+        p = run_here("prove", "--shape", "1x1x2", "--eps", "1/10", "--budget", b, "--json")
+        assert one_json_object(p)["ok"] is True, (b, p.stderr)
+    p = run_here("bounds", "--prove", "--budget", "inf", "--brief")
+    assert p.returncode == 0 and "26 proved" in p.stdout, p.stderr
 
 
 # ---------------------------------------------------------------- check
@@ -101,8 +306,8 @@ def test_check_correct_backward_and_forward_pass():
     assert "CHECK: PASS" in p.stdout and "COUNTEREXAMPLE" not in p.stdout
 
 
-def test_check_wrong_backward_exits_1_with_counterexample():
-    p = run("check", "cli_impls:wrong_backward", "--shape", "1x2x2")
+def test_check_wrong_backward_exits_1_with_counterexample(outputs):
+    p = outputs["check_exact"]
     assert p.returncode == 1, p.stdout + p.stderr
     assert "CHECK: FAIL" in p.stdout
     assert "COUNTEREXAMPLE" in p.stdout
@@ -110,10 +315,12 @@ def test_check_wrong_backward_exits_1_with_counterexample():
     assert "Traceback" not in p.stderr
 
 
-def test_check_wrong_backward_numeric_json():
+def test_check_wrong_backward_numeric(outputs):
+    p = outputs["check_numeric"]
+    assert p.returncode == 1 and "CHECK: FAIL" in p.stdout and "COUNTEREXAMPLE dx" in p.stdout
     p = run("check", "cli_impls:wrong_backward", "--numeric", "--dtype", "float32", "--json")
     assert p.returncode == 1
-    doc = json.loads(p.stdout)
+    doc = one_json_object(p)
     assert doc["ok"] is False and doc["certificates"] == []
     cc = doc["crosscheck"]
     assert cc["dtype"] == "float32" and cc["outputs"]["dx"]["ok"] is False
@@ -127,12 +334,13 @@ def test_check_wrong_forward_exits_1():
     assert "COUNTEREXAMPLE y" in p.stdout
 
 
-def test_check_no_xp_uses_crosscheck():
+def test_check_no_xp_uses_crosscheck_at_the_default_shape():
     p = run("check", "cli_impls:backward_no_xp", "--json")
     assert p.returncode == 0, p.stdout + p.stderr
-    doc = json.loads(p.stdout)
+    doc = one_json_object(p)
     assert doc["ok"] is True and doc["crosscheck"]["ok"] is True
     assert any("no xp" in n for n in doc["notes"])
+    assert tuple(doc["crosscheck"]["shape"]) == default_shape()  # one default shape (issue 11.9)
 
 
 @pytest.mark.parametrize("numeric", [False, True])
@@ -144,15 +352,11 @@ def test_check_raising_implementation_fails(numeric):
 
 
 def test_check_exact_path_counterexample_has_exact_inputs():
-    """With symbolic_bn.checks.check present, a wrong backward is refuted exactly: the counterexample
-    names the entry and the rational inputs."""
-    try:
-        import symbolic_bn.checks.check  # noqa: F401
-    except ImportError:
-        pytest.skip("symbolic_bn.checks.check is not available")
+    """A wrong backward is refuted exactly: the counterexample names the entry and the rational
+    inputs; --json is one object."""
     p = run("check", "cli_impls:wrong_backward", "--shape", "1x2x2", "--json")
     assert p.returncode == 1
-    doc = json.loads(p.stdout)
+    doc = one_json_object(p)
     assert doc["crosscheck"] is None
     (cert,) = doc["certificates"]
     st = {ob["name"]: ob["status"] for ob in cert["obligations"]}
@@ -161,115 +365,171 @@ def test_check_exact_path_counterexample_has_exact_inputs():
     assert "x" in cex and "grad_out" in cex
 
 
-def test_check_unsupported_operation_falls_back_to_crosscheck():
-    p = run("check", "cli_impls:backward_unsupported", "--json")
+def test_check_unsupported_operation_falls_back_to_crosscheck(outputs):
+    p = outputs["check_unsupported"]
     assert p.returncode == 0, p.stdout + p.stderr
-    doc = json.loads(p.stdout)
-    assert doc["certificates"] == [] and doc["crosscheck"]["ok"] is True
-    assert any("mpmath cross-check" in n for n in doc["notes"])
+    assert "note: backward: the symbolic namespace does not support an operation" in p.stdout
+    assert "RESULT: PASS" in p.stdout and "CHECK: PASS" in p.stdout
 
 
 @pytest.mark.parametrize("target,needle", [
     ("no_such_module_xyz:backward", "cannot import"),
     ("cli_impls:no_such_function", "no attribute"),
     ("cli_impls:NOT_CALLABLE", "not callable"),
+])
+def test_check_bad_target_found_in_the_child(target, needle):
+    assert_usage_error(run("check", target), needle)
+
+
+@pytest.mark.parametrize("target,needle", [
     ("os:system;ls", "MODULE:FUNCTION"),
     ("__import__('os').system", "MODULE:FUNCTION"),
     ("cli_impls", "MODULE:FUNCTION"),
     ("cli_impls:backward\n", "MODULE:FUNCTION"),
     ("cli_impls\n:backward", "MODULE:FUNCTION"),
+    ("no/such/file.py:f", "does not exist"),
+    ("pkg/mod:f", "path/to/file.py:function"),
+    ("x.py:1f", "path/to/file.py:function"),
+    ("x.py:", "path/to/file.py:function"),
+    ("x\x00.py:f", "path/to/file.py:function"),
 ])
-def test_check_bad_target(target, needle):
-    assert_usage_error(run("check", target), needle)
+def test_check_bad_target_syntax(target, needle):
+    assert_usage_error(run_here("check", target), needle)
 
 
-def test_check_bad_forward_target_and_options():
+def test_check_bad_forward_target_and_options(tmp_path):
     assert_usage_error(run("check", "cli_impls:backward", "--forward", "nope_mod:f"), "--forward")
-    assert_usage_error(run("check", "cli_impls:backward", "--shape", "2x2x2;rm"), "--shape")
-    assert_usage_error(run("check", "cli_impls:backward", "--dtype", "float16"), "float16")
-    assert_usage_error(run("check", "cli_impls:backward", "--dps", "3"), "--dps")
-    assert_usage_error(run("check", "cli_impls:backward", "--eps", "-1"), "--eps")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--forward", "a.py:f"), "--forward",
+                       "does not exist")
+    assert_usage_error(run_here("check", str(tmp_path) + "/d.py:f"), "does not exist")
+    (tmp_path / "d.py").mkdir()
+    assert_usage_error(run_here("check", str(tmp_path / "d.py") + ":f"), "is not a file")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--shape", "2x2x2;rm"), "--shape")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--dtype", "float16"), "float16")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--dps", "3"), "--dps")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--eps", "-1"), "--eps")
 
 
-# ---------------------------------------------------------------- bounds
-def test_bounds_text(tmp_path):
-    p = run("bounds", "--params", write_json(tmp_path, "p.json", PARAMS),
-            "--box", write_json(tmp_path, "b.json", BOX))
-    assert p.returncode == 0, p.stderr
-    # s = gamma/sqrt(var+eps) = [1, -2]; o = beta - s*mean = [-0.5, -1]
-    assert "[1.0, -2.0]" in p.stdout and "[-0.5, -1.0]" in p.stdout
-    assert "lo = [[-0.5, 0.5], [-3.0, -2.0]]" in p.stdout
-    assert "hi = [[0.5, 1.5], [1.0, -1.0]]" in p.stdout
+# ---------------------------------------------------------------- import conventions
+MY_BN = textwrap.dedent('''\
+    import sys
+    import numpy
+    from symbolic_bn import numeric
+    print("import-time noise on stdout")
+    print("import-time noise on stderr", file=sys.stderr)
+
+    def f(x, gamma, beta, grad_out, eps, xp=numpy):
+        print("check-time noise {\\"ok\\": true}")
+        return numeric.backward(x, gamma, beta, grad_out, eps, xp=xp)
+''')
 
 
-def test_bounds_json_exact_and_outward(tmp_path):
-    params = dict(PARAMS, running_var=["1/4", "1/4"], eps="0")
-    pp, bp = write_json(tmp_path, "p.json", params), write_json(tmp_path, "b.json", BOX)
-    p = run("bounds", "--params", pp, "--box", bp, "--json")
-    assert p.returncode == 0, p.stderr
-    doc = json.loads(p.stdout)
-    assert doc["exact"] is True and doc["scale"] == ["4", "-2"]
-    p = run("bounds", "--params", write_json(tmp_path, "q.json", dict(PARAMS, running_var=[0.1, 0.1])),
-            "--box", bp, "--json", "--rounding", "outward")
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
-    p2 = run("bounds", "--params", str(tmp_path / "q.json"), "--box", bp, "--json")
-    near = json.loads(p2.stdout)
-    lo_o, hi_o = out["ibp"]["lo"], out["ibp"]["hi"]
-    lo_n, hi_n = near["ibp"]["lo"], near["ibp"]["hi"]
-    for i in range(2):
-        for j in range(2):
-            assert lo_o[i][j] <= lo_n[i][j] and hi_o[i][j] >= hi_n[i][j]
+def test_current_directory_is_on_the_import_path(tmp_path):
+    """issue 15: `symbolic-bn check my_bn:f` in the folder holding my_bn.py failed with
+    ModuleNotFoundError; what the checked code prints goes to stderr, marked, never to stdout."""
+    (tmp_path / "my_bn.py").write_text(MY_BN)
+    p = run("check", "my_bn:f", "--shape", "1x2x2", "--brief", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "CHECK: PASS" in p.stdout and "noise" not in p.stdout
+    assert "checked code | import-time noise on stdout" in p.stderr
+    assert "checked code | import-time noise on stderr" in p.stderr
+    assert "checked code | check-time noise" in p.stderr
+    p = run("check", "my_bn:f", "--shape", "1x2x2", "--json", cwd=tmp_path)
+    doc = one_json_object(p)  # the noise (even a JSON-looking line) does not corrupt stdout
+    assert doc["ok"] is True and doc["certificates"][0]["ok"] is True
 
 
-def test_bounds_channel_axis(tmp_path):
-    box_t = {"lo": [[0.0, -1.0], [1.0, 0.0]], "hi": [[1.0, 1.0], [2.0, 0.5]]}  # BOX transposed
-    p = run("bounds", "--params", write_json(tmp_path, "p.json", PARAMS),
-            "--box", write_json(tmp_path, "b.json", box_t), "--channel-axis", "1", "--json")
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["ibp"]["lo"] == [[-0.5, -3.0], [0.5, -2.0]]
+def test_missing_module_names_the_directory_searched(tmp_path):
+    p = run("check", "not_here_bn:f", cwd=tmp_path)
+    assert_usage_error(p, "cannot import module 'not_here_bn'", "current directory", "path/to/not_here_bn.py:f")
 
 
-def test_bounds_prove():
-    p = run("bounds", "--prove", "--brief")
-    assert p.returncode == 0, p.stderr
-    assert "inference BatchNorm bounds: OK" in p.stdout
-    p = run("bounds", "--prove", "--json")
-    cert = json.loads(p.stdout)["certificate"]
-    assert cert["ok"] is True and len(cert["obligations"]) >= 20
+def test_file_path_targets(tmp_path):
+    """`./my_bn.py:f` was refused; file targets load by path (with the file's own directory on
+    sys.path, so it can import a sibling module), relative or absolute."""
+    sub = tmp_path / "some dir" / "impl"
+    sub.mkdir(parents=True)
+    (sub / "helper_for_bn.py").write_text(MY_BN)
+    (sub / "my-bn.py").write_text("from helper_for_bn import f as g\n")
+    p = run("check", "./some dir/impl/my-bn.py:g", "--shape", "1x2x2", "--brief", cwd=tmp_path)
+    assert p.returncode == 0 and "CHECK: PASS" in p.stdout, p.stdout + p.stderr
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    p = run("check", str(sub / "helper_for_bn.py") + ":f", "--shape", "1x2x2", "--json", cwd=other)
+    assert one_json_object(p)["ok"] is True, p.stderr
+    (sub / "quiet.py").write_text("def f(*a):\n    pass\n")
+    p = run("check", str(sub / "quiet.py") + ":nope", cwd=other)
+    assert_usage_error(p, "has no attribute 'nope'")
+    (sub / "broken.py").write_text("def f(:\n")
+    p = run("check", str(sub / "broken.py") + ":f", cwd=other)
+    assert_usage_error(p, "cannot import file 'broken.py'", "SyntaxError")
 
 
-def test_bounds_errors(tmp_path):
-    pp, bp = write_json(tmp_path, "p.json", PARAMS), write_json(tmp_path, "b.json", BOX)
-    assert_usage_error(run("bounds", "--params", str(tmp_path / "missing.json"), "--box", bp), "cannot read")
-    assert_usage_error(run("bounds", "--params", str(tmp_path), "--box", bp), "cannot read")
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "bad.json", "{not json"), "--box", bp),
-                       "not valid JSON")
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "nan.json",
-                                                            '{"running_mean": [NaN]}'), "--box", bp),
-                       "not valid JSON")
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "list.json", [1, 2]), "--box", bp),
-                       "JSON object")
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "miss.json", {"gamma": [1.0]}),
-                           "--box", bp), "missing key")
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "str.json", dict(PARAMS, eps="1e-5;rm")),
-                           "--box", bp), "eps")
-    assert_usage_error(run("bounds", "--params", pp, "--box",
-                           write_json(tmp_path, "inv.json", {"lo": [[0.0, 3.0], [0.0, 0.0]],
-                                                             "hi": [[1.0, 2.0], [1.0, 1.0]]})),
-                       "lo > hi")
-    assert_usage_error(run("bounds", "--params", pp, "--box",
-                           write_json(tmp_path, "shape.json", {"lo": [[0.0]], "hi": [[1.0]]})), "channel")
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "var.json",
-                                                            dict(PARAMS, running_var=[-1.0, 1.0])),
-                           "--box", bp), "must be > 0")
-    assert_usage_error(run("bounds", "--params", pp, "--box", bp, "--channel-axis", "5"), "channel_axis")
-    assert_usage_error(run("bounds", "--params", pp), "--box")
-    assert_usage_error(run("bounds"), "--params")
-    assert_usage_error(run("bounds", "--params", pp, "--box", bp, "--rounding", "up"), "rounding")
+def test_local_file_named_like_a_tool_module_does_not_replace_it(tmp_path):
+    """The current directory goes first on sys.path only after the tool's modules are imported."""
+    (tmp_path / "mpmath.py").write_text("raise RuntimeError('the local mpmath.py was imported')\n")
+    (tmp_path / "numbers.py").write_text("raise RuntimeError('the local numbers.py was imported')\n")
+    p = run("check", "cli_impls:backward_no_xp", "--shape", "1x2x2", "--json", cwd=tmp_path)
+    assert one_json_object(p)["ok"] is True, p.stderr
 
 
-# ---------------------------------------------------------------- regressions (adversarial review)
+# ---------------------------------------------------------------- the exit status belongs to the tool
+EXITS = {
+    "exits_at_import": "import os\nos._exit(0)\ndef f(*a):\n    pass\n",
+    "exits_during_check": "import os, numpy\ndef f(x, gamma, beta, grad_out, eps, xp=numpy):\n"
+                          "    os._exit(0)\n",
+    "atexit_exits": "import atexit, os, numpy\natexit.register(lambda: os._exit(0))\n"
+                    "def f(x, gamma, beta, grad_out, eps, xp=numpy):\n    return x, gamma, beta\n",
+    "atexit_exits_after_raising": "import atexit, os, numpy\natexit.register(lambda: os._exit(0))\n"
+                                  "def f(x, gamma, beta, grad_out, eps):\n    raise SystemExit(0)\n",
+    "kills_itself": "import os, signal, numpy\ndef f(x, gamma, beta, grad_out, eps, xp=numpy):\n"
+                    "    os.kill(os.getpid(), signal.SIGKILL)\n",
+}
+
+
+@pytest.mark.parametrize("module", sorted(EXITS))
+def test_checked_code_cannot_choose_the_exit_status(tmp_path, module):
+    """issue 11.5: os._exit(0) at import or during the check, or an atexit handler ending the
+    interpreter, made `symbolic-bn check` exit 0."""
+    if module == "kills_itself" and not hasattr(signal, "SIGKILL"):
+        pytest.skip("no SIGKILL here")
+    (tmp_path / f"{module}.py").write_text(EXITS[module])
+    p = run("check", f"{module}:f", "--shape", "1x2x2", "--brief", cwd=tmp_path)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert "CHECK: FAIL" in p.stdout and "Traceback" not in p.stderr
+    if module.startswith(("exits", "kills")):
+        assert "the checked code ended the process before a verdict" in p.stderr
+        assert ("killed by signal 9" if module == "kills_itself" else "exited with status 0") in p.stderr
+
+
+def test_no_verdict_with_json_is_one_object(tmp_path):
+    (tmp_path / "exits_during_check.py").write_text(EXITS["exits_during_check"])
+    p = run("check", "exits_during_check:f", "--shape", "1x2x2", "--json", cwd=tmp_path)
+    assert p.returncode == 1
+    doc = one_json_object(p)
+    assert doc["ok"] is False and doc["error"] == "the checked code ended the process before a verdict"
+
+
+def test_atexit_handler_cannot_fail_a_correct_check(tmp_path):
+    (tmp_path / "atexit_bad_status.py").write_text(
+        "import atexit, os, numpy\nfrom symbolic_bn import numeric\natexit.register(lambda: os._exit(3))\n"
+        "def f(x, gamma, beta, grad_out, eps, xp=numpy):\n"
+        "    return numeric.backward(x, gamma, beta, grad_out, eps, xp=xp)\n")
+    p = run("check", "atexit_bad_status:f", "--shape", "1x2x2", "--brief", cwd=tmp_path)
+    assert p.returncode == 0 and "CHECK: PASS" in p.stdout, p.stdout + p.stderr
+
+
+def test_spawned_child_behaves_the_same(tmp_path):
+    """The 'spawn' start method (the default off Linux) gives the same verdicts."""
+    (tmp_path / "exits_during_check.py").write_text(EXITS["exits_during_check"])
+    env = {"SYMBOLIC_BN_CHILD_START": "spawn"}
+    p = run("check", "exits_during_check:f", "--shape", "1x2x2", cwd=tmp_path, env=env)
+    assert p.returncode == 1 and "ended the process before a verdict" in p.stderr, p.stderr
+    p = run("check", "cli_impls:wrong_backward", "--shape", "1x2x2", "--json", cwd=tmp_path, env=env)
+    doc = one_json_object(p)
+    assert [ob["status"] for ob in doc["certificates"][0]["obligations"]] == ["failed", "proved", "proved"]
+
+
 @pytest.mark.parametrize("body,needle", [
     ("import sys\nsys.exit(0)\n", "sys.exit(0)"),
     ("raise SystemExit\n", "sys.exit(None)"),
@@ -284,21 +544,22 @@ def test_check_module_exiting_at_import_is_a_usage_error(tmp_path, body, needle)
     assert_usage_error(p, "--forward")
 
 
-@pytest.mark.parametrize("target,extra", [
-    ("cli_impls:backward_exits", []),                   # exact symbolic check
-    ("cli_impls:backward_exits", ["--numeric"]),        # mpmath cross-check
-    ("cli_impls:backward_exits_no_xp", []),             # cross-check fallback
-    ("cli_impls:backward_base_exception", []),
-    ("cli_impls:backward_base_exception", ["--numeric"]),
+@pytest.mark.parametrize("target,extra,json_too", [
+    ("cli_impls:backward_exits", [], True),                # exact symbolic check
+    ("cli_impls:backward_exits", ["--numeric"], False),    # mpmath cross-check
+    ("cli_impls:backward_exits_no_xp", [], False),         # cross-check fallback
+    ("cli_impls:backward_base_exception", [], False),
+    ("cli_impls:backward_base_exception", ["--numeric"], True),
 ])
-def test_check_function_that_exits_is_a_failed_check(target, extra):
+def test_check_function_that_exits_is_a_failed_check(target, extra, json_too):
     """C1: a backward that calls sys.exit(0) used to pass silently (exit 0, no output)."""
     p = run("check", target, "--shape", "1x2x2", *extra)
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
     assert "CHECK: FAIL" in p.stdout and "Traceback" not in p.stderr
     assert ("sys.exit(0)" if "exits" in target else "_NotAnException") in p.stdout
-    p = run("check", target, "--shape", "1x2x2", "--json", *extra)
-    assert p.returncode == 1 and json.loads(p.stdout)["ok"] is False
+    if json_too:
+        p = run("check", target, "--shape", "1x2x2", "--json", *extra)
+        assert p.returncode == 1 and one_json_object(p)["ok"] is False
 
 
 def test_check_forward_that_exits_is_a_failed_check():
@@ -306,12 +567,152 @@ def test_check_forward_that_exits_is_a_failed_check():
     assert p.returncode == 1 and "CHECK: FAIL" in p.stdout and "sys.exit(0)" in p.stdout
 
 
+# ---------------------------------------------------------------- bounds
+def test_bounds_text_prints_only_the_boxes_given(files, outputs):
+    p = run_here("bounds", "--params", files["params"], "--box", files["box"])
+    assert p.returncode == 0, p.stderr
+    # s = gamma/sqrt(var+eps) = [1, -2]; o = beta - s*mean = [-0.5, -1]
+    assert "[1.0, -2.0]" in p.stdout and "[-0.5, -1.0]" in p.stdout
+    assert "lo = [[-0.5, 0.5], [-3.0, -2.0]]" in p.stdout
+    assert "hi = [[0.5, 1.5], [1.0, -1.0]]" in p.stdout
+    assert "derivative box" not in p.stdout  # issue 15: no box it was not given
+    full = outputs["bounds"].stdout
+    assert "derivative box of d/dt BN(x(t))" in full and "second-derivative box" in full
+    assert "inference BatchNorm bounds: OK" in full
+
+
+def _scaled_box(box):
+    """s·[lo, hi] per channel (rows), swapped where s < 0."""
+    lo, hi = [], []
+    for c, s in enumerate(SCALE):
+        a = [s * v for v in box["lo"][c]]
+        b = [s * v for v in box["hi"][c]]
+        lo.append([min(x, y) for x, y in zip(a, b)])
+        hi.append([max(x, y) for x, y in zip(a, b)])
+    return lo, hi
+
+
+def test_bounds_derivative_boxes_come_from_their_own_files(files):
+    p = run_here("bounds", "--params", files["params"], "--dbox", files["dbox"], "--ddbox", files["box"],
+                 "--json")
+    doc = one_json_object(p)
+    assert "ibp" not in doc and {"deriv", "second_deriv"} <= set(doc)
+    lo, hi = _scaled_box(DBOX)
+    assert doc["deriv"] == {"lo": lo, "hi": hi}
+    lo, hi = _scaled_box(BOX)
+    assert doc["second_deriv"] == {"lo": lo, "hi": hi}
+    doc = one_json_object(run_here("bounds", "--params", files["params"], "--ddbox", files["dbox"], "--json"))
+    assert set(doc) & {"ibp", "deriv", "second_deriv"} == {"second_deriv"}
+    lo, hi = _scaled_box(DBOX)
+    assert doc["second_deriv"] == {"lo": lo, "hi": hi}
+    p = run_here("bounds", "--params", files["params"], "--dbox", files["dbox"])
+    assert "derivative box" in p.stdout and "IBP box" not in p.stdout and "second-derivative" not in p.stdout
+    assert_usage_error(run_here("bounds", "--dbox", files["dbox"]), "--dbox needs --params")
+    assert_usage_error(run_here("bounds", "--params", files["params"]), "--box")
+    bad = write_json(files["dir"], "bad_d.json", {"lo": [[2.0, 0.0], [0.5, 1.0]], "hi": [[1.0, 0.0], [1.0, 2.0]]})
+    assert_usage_error(run_here("bounds", "--params", files["params"], "--dbox", bad), "--dbox")
+    assert_usage_error(run_here("bounds", "--params", files["params"], "--ddbox", files["params"]),
+                       "--ddbox", "missing key")
+
+
+def test_bounds_json_exact_and_outward(tmp_path):
+    params = dict(PARAMS, running_var=["1/4", "1/4"], eps="0")
+    pp, bp = write_json(tmp_path, "p.json", params), write_json(tmp_path, "b.json", BOX)
+    p = run_here("bounds", "--params", pp, "--box", bp, "--json")
+    doc = one_json_object(p)
+    assert doc["exact"] is True and doc["scale"] == ["4", "-2"]
+    q = write_json(tmp_path, "q.json", dict(PARAMS, running_var=[0.1, 0.1]))
+    out = one_json_object(run_here("bounds", "--params", q, "--box", bp, "--json", "--rounding", "outward"))
+    near = one_json_object(run_here("bounds", "--params", q, "--box", bp, "--json"))
+    lo_o, hi_o = out["ibp"]["lo"], out["ibp"]["hi"]
+    lo_n, hi_n = near["ibp"]["lo"], near["ibp"]["hi"]
+    for i in range(2):
+        for j in range(2):
+            assert lo_o[i][j] <= lo_n[i][j] and hi_o[i][j] >= hi_n[i][j]
+
+
+def test_bounds_400_digit_running_var(tmp_path):
+    """issue 11.7: a 400-digit running_var with --rounding outward failed while printing in float
+    mode.  An integer that float64 cannot hold is kept exact; the outward box encloses the exact
+    one (here BN(x) = (x − 1/2)·2/sqrt(10^399) on channel 0)."""
+    import mpmath
+    big = "1" + "0" * 399
+    pp = write_json(tmp_path, "p.json", '{"running_mean": [0.5, -1.0], "running_var": [%s, 0.25], '
+                                        '"gamma": [2.0, -1.0], "beta": [0.0, 1.0], "eps": 0.0}' % big)
+    bp = write_json(tmp_path, "b.json", BOX)
+    with mpmath.workdps(60):
+        s0 = 2 / mpmath.sqrt(mpmath.mpf(10) ** 399)
+        want_lo = [s0 * (v - mpmath.mpf(1) / 2) for v in BOX["lo"][0]]
+        want_hi = [s0 * (v - mpmath.mpf(1) / 2) for v in BOX["hi"][0]]
+        for rounding in ("outward", "nearest"):
+            p = run("bounds", "--params", pp, "--box", bp, "--rounding", rounding, "--json")
+            assert p.returncode == 0 and p.stderr == "", (rounding, p.stderr)
+            doc = one_json_object(p)
+            assert doc["exact"] is True
+            if rounding == "outward":
+                lo, hi = doc["ibp"]["lo"][0], doc["ibp"]["hi"][0]
+                for j in range(2):
+                    assert isinstance(lo[j], float) and isinstance(hi[j], float)
+                    assert lo[j] <= want_lo[j] and want_lo[j] - lo[j] <= 1e-14 * abs(want_lo[j])
+                    assert hi[j] >= want_hi[j] and hi[j] - want_hi[j] <= 1e-14 * abs(want_hi[j])
+            p = run_here("bounds", "--params", pp, "--box", bp, "--rounding", rounding)
+            assert p.returncode == 0 and "Traceback" not in p.stderr
+    # written as a string of more than 100 characters: refused in one line naming the argument
+    pp = write_json(tmp_path, "s.json", dict(PARAMS, running_var=[big, 0.25]))
+    assert_usage_error(run_here("bounds", "--params", pp, "--box", bp, "--rounding", "outward"),
+                       "running_var[0]")
+
+
+def test_bounds_channel_axis(tmp_path):
+    box_t = {"lo": [[0.0, -1.0], [1.0, 0.0]], "hi": [[1.0, 1.0], [2.0, 0.5]]}  # BOX transposed
+    pp, bp = write_json(tmp_path, "p.json", PARAMS), write_json(tmp_path, "b.json", box_t)
+    for axis in ("1", "-1"):
+        doc = one_json_object(run_here("bounds", "--params", pp, "--box", bp, "--channel-axis", axis, "--json"))
+        assert doc["ibp"]["lo"] == [[-0.5, -3.0], [0.5, -2.0]]
+
+
+def test_bounds_prove(outputs):
+    assert outputs["bounds"].returncode == 0
+    p = run_here("bounds", "--prove", "--brief")
+    assert p.returncode == 0 and "inference BatchNorm bounds: OK" in p.stdout
+    doc = one_json_object(run_here("bounds", "--prove", "--json"))
+    assert doc["certificate"]["ok"] is True and len(doc["certificate"]["obligations"]) >= 20
+
+
+def test_bounds_errors(tmp_path):
+    pp, bp = write_json(tmp_path, "p.json", PARAMS), write_json(tmp_path, "b.json", BOX)
+    r = run_here
+    assert_usage_error(r("bounds", "--params", str(tmp_path / "missing.json"), "--box", bp), "cannot read")
+    assert_usage_error(r("bounds", "--params", str(tmp_path), "--box", bp), "cannot read")
+    assert_usage_error(r("bounds", "--params", write_json(tmp_path, "bad.json", "{not json"), "--box", bp),
+                       "not valid JSON")
+    assert_usage_error(r("bounds", "--params", write_json(tmp_path, "nan.json", '{"running_mean": [NaN]}'),
+                         "--box", bp), "not valid JSON")
+    assert_usage_error(r("bounds", "--params", write_json(tmp_path, "list.json", [1, 2]), "--box", bp),
+                       "JSON object")
+    assert_usage_error(r("bounds", "--params", write_json(tmp_path, "miss.json", {"gamma": [1.0]}),
+                         "--box", bp), "missing key")
+    assert_usage_error(r("bounds", "--params", write_json(tmp_path, "str.json", dict(PARAMS, eps="1e-5;rm")),
+                         "--box", bp), "eps")
+    assert_usage_error(r("bounds", "--params", pp, "--box",
+                         write_json(tmp_path, "inv.json", {"lo": [[0.0, 3.0], [0.0, 0.0]],
+                                                           "hi": [[1.0, 2.0], [1.0, 1.0]]})), "lo > hi")
+    assert_usage_error(r("bounds", "--params", pp, "--box",
+                         write_json(tmp_path, "shape.json", {"lo": [[0.0]], "hi": [[1.0]]})), "channel")
+    assert_usage_error(r("bounds", "--params", write_json(tmp_path, "var.json", dict(PARAMS, running_var=[-1.0, 1.0])),
+                         "--box", bp), "must be > 0")
+    assert_usage_error(r("bounds", "--params", pp, "--box", bp, "--channel-axis", "5"), "channel_axis")
+    assert_usage_error(r("bounds", "--params", pp), "--box")
+    assert_usage_error(r("bounds"), "--params")
+    assert_usage_error(r("bounds", "--params", pp, "--box", bp, "--rounding", "up"), "rounding")
+
+
+# ---------------------------------------------------------------- regressions (adversarial review)
 @pytest.mark.parametrize("eps", ["1e-99999999", "1e99999999", "1" * 200, "1e-1001", "1/" + "3" * 150])
 def test_absurd_eps_is_a_quick_usage_error(eps):
     """C2: huge exponents in --eps used to hang (or overflow int->str while printing)."""
-    assert_usage_error(run("prove", "--shape", "1x2x2", "--eps", eps, timeout=60), "--eps")
-    assert_usage_error(run("check", "cli_impls:backward", "--shape", "1x2x2", "--eps", eps, timeout=60),
-                       "--eps")
+    assert_usage_error(run_here("prove", "--shape", "1x2x2", "--eps", eps), "--eps")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--shape", "1x2x2", "--eps", eps), "--eps")
 
 
 def test_eps_too_small_for_the_crosscheck_is_a_usage_error():
@@ -324,11 +725,10 @@ def test_absurd_json_strings_are_a_quick_usage_error(tmp_path, value):
     """C3/C4: such strings in the JSON files used to hang or print a traceback."""
     pp = write_json(tmp_path, "p.json", dict(PARAMS, gamma=[value, 1.0]))
     bp = write_json(tmp_path, "b.json", BOX)
-    assert_usage_error(run("bounds", "--params", pp, "--box", bp, timeout=60), "gamma")
-    assert_usage_error(run("bounds", "--params", pp, "--box", bp, "--json", timeout=60), "gamma")
+    assert_usage_error(run_here("bounds", "--params", pp, "--box", bp), "gamma")
+    assert_usage_error(run_here("bounds", "--params", pp, "--box", bp, "--json"), "gamma")
     bx = write_json(tmp_path, "bx.json", {"lo": [[0.0, 1.0], [-1.0, 0.0]], "hi": [[value, 2.0], [1.0, 0.5]]})
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "q.json", PARAMS), "--box", bx,
-                           timeout=60), "hi")
+    assert_usage_error(run_here("bounds", "--params", write_json(tmp_path, "q.json", PARAMS), "--box", bx), "hi")
 
 
 def test_huge_json_integers_are_a_usage_error(tmp_path):
@@ -337,23 +737,23 @@ def test_huge_json_integers_are_a_usage_error(tmp_path):
     big = "1" + "0" * 4000
     pp = write_json(tmp_path, "p.json", '{"running_mean": [%s, 1], "running_var": ["1/4", "1/4"], '
                                         '"gamma": [%s, 1], "beta": [0, 1], "eps": "0"}' % (big, big))
-    assert_usage_error(run("bounds", "--params", pp, "--box", write_json(tmp_path, "b.json", BOX), timeout=60))
+    bp = write_json(tmp_path, "b.json", BOX)
+    assert_usage_error(run("bounds", "--params", pp, "--box", bp, timeout=60))
     huge = "1" + "0" * 5000  # beyond Python's int-parsing limit
     pp = write_json(tmp_path, "h.json", '{"running_mean": [%s, 1], "running_var": [1, 1], '
                                         '"gamma": [1, 1], "beta": [0, 1], "eps": 0}' % huge)
-    assert_usage_error(run("bounds", "--params", pp, "--box", write_json(tmp_path, "b.json", BOX), timeout=60),
-                       "not valid JSON")
+    assert_usage_error(run_here("bounds", "--params", pp, "--box", bp), "not valid JSON")
 
 
 @pytest.mark.parametrize("depth", [100000, 1000])
 def test_deeply_nested_json_is_a_usage_error(tmp_path, depth):
     """C5: JSON nested 100000 deep used to raise RecursionError (a traceback, exit 1)."""
     deep = write_json(tmp_path, "deep.json", '{"lo": %s, "hi": [[1.0]]}' % ("[" * depth + "]" * depth))
-    assert_usage_error(run("bounds", "--params", write_json(tmp_path, "p.json", PARAMS), "--box", deep,
-                           timeout=60), "--box")
+    assert_usage_error(run_here("bounds", "--params", write_json(tmp_path, "p.json", PARAMS), "--box", deep),
+                       "--box")
     deep = write_json(tmp_path, "deep2.json", "[" * depth + "]" * depth)
-    assert_usage_error(run("bounds", "--params", deep, "--box", write_json(tmp_path, "b.json", BOX),
-                           timeout=60), "--params")
+    assert_usage_error(run_here("bounds", "--params", deep, "--box", write_json(tmp_path, "b.json", BOX)),
+                       "--params")
 
 
 def test_duplicate_json_keys_are_a_usage_error(tmp_path):
@@ -361,9 +761,10 @@ def test_duplicate_json_keys_are_a_usage_error(tmp_path):
     pp = write_json(tmp_path, "p.json", PARAMS)
     dup = write_json(tmp_path, "dup.json", '{"lo": [[0.0, 1.0], [-1.0, 0.0]], "hi": [[1.0, 2.0], [1.0, 0.5]], '
                                            '"lo": [[0.0, 0.0], [0.0, 0.0]]}')
-    assert_usage_error(run("bounds", "--params", pp, "--box", dup), "'lo'", "more than once")
+    assert_usage_error(run_here("bounds", "--params", pp, "--box", dup), "'lo'", "more than once")
     nested = write_json(tmp_path, "p2.json", '{"x": {"a": 1, "a": 2}, ' + json.dumps(PARAMS)[1:])
-    assert_usage_error(run("bounds", "--params", nested, "--box", write_json(tmp_path, "b.json", BOX)), "'a'")
+    assert_usage_error(run_here("bounds", "--params", nested, "--box", write_json(tmp_path, "b.json", BOX)),
+                       "'a'")
 
 
 def test_dps_range_matches_the_crosscheck_and_help():
@@ -372,11 +773,12 @@ def test_dps_range_matches_the_crosscheck_and_help():
     h = run("check", "--help")
     assert h.returncode == 0
     assert f"{MIN_DPS}–10000" in " ".join(h.stdout.split())
-    assert_usage_error(run("check", "cli_impls:backward", "--dps", str(MIN_DPS - 1)), "--dps", str(MIN_DPS))
-    assert_usage_error(run("check", "cli_impls:backward", "--dps", "10001"), "--dps")
+    assert f"default {shape_text(default_shape())}" in " ".join(h.stdout.split())
+    assert_usage_error(run_here("check", "cli_impls:backward", "--dps", str(MIN_DPS - 1)), "--dps", str(MIN_DPS))
+    assert_usage_error(run_here("check", "cli_impls:backward", "--dps", "10001"), "--dps")
     p = run("check", "cli_impls:backward_no_xp", "--shape", "1x2x2", "--dps", str(MIN_DPS), "--json")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert json.loads(p.stdout)["crosscheck"]["dps"] == MIN_DPS
+    assert one_json_object(p)["crosscheck"]["dps"] == MIN_DPS
 
 
 @pytest.mark.parametrize("args,option", [
@@ -389,17 +791,8 @@ def test_dps_range_matches_the_crosscheck_and_help():
     (["bounds", "--prove", "--channel-axis", "1.0"], "--channel-axis"),
     (["prove", "--shape", "1x2x2", "--budget", "١٠"], "--budget"),
     (["prove", "--shape", "1x2x2", "--budget", "nan"], "--budget"),
-    (["prove", "--shape", "1x2x2", "--budget", "inf"], "--budget"),
     (["prove", "--shape", "1x2x2", "--budget", "0"], "--budget"),
 ])
 def test_integers_and_seconds_are_ascii(args, option):
     """C7: argparse's int()/float() accepted Unicode digits, underscores, spaces and nan."""
-    assert_usage_error(run(*args), option)
-
-
-def test_channel_axis_negative_still_works(tmp_path):
-    box_t = {"lo": [[0.0, -1.0], [1.0, 0.0]], "hi": [[1.0, 1.0], [2.0, 0.5]]}
-    p = run("bounds", "--params", write_json(tmp_path, "p.json", PARAMS),
-            "--box", write_json(tmp_path, "b.json", box_t), "--channel-axis", "-1", "--json")
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["ibp"]["lo"] == [[-0.5, -3.0], [0.5, -2.0]]
+    assert_usage_error(run_here(*args), option)
