@@ -168,8 +168,9 @@ ENTRIES: tuple[Entry, ...] = (
        (the `gradient` argument of tensor.backward). Here a seed may sit on every slot, not only
        on the output, which is how the end-to-end theorem covers the whole graph; a seed on the
        output slot yChw only is the usual backward. "Fully symbolic" means every entry of the
-       seed is an independent symbol, so the identity holds for every grad_output.""",
-       aliases=("seeds", "seed s", "full-context seed"), see=("cotangent", "backprop")),
+       seed is an independent symbol, so the identity holds for every grad_output. (seed=0 in
+       the cross-check header is a random-number seed.)""",
+       aliases=("seeds", "seed s", "full-context seed"), see=("cotangent", "backprop", "seed=0")),
     _e("cotangent", D, """Another word for an upstream gradient: δ for one node, g or grad_out for
        the output of the layer (PyTorch's grad_output). The backward maps the cotangent of the
        output to the cotangents (gradients) of the inputs.""",
@@ -220,7 +221,7 @@ ENTRIES: tuple[Entry, ...] = (
        arrays of C×N numbers (x, xMat, mean_b, centered, centered_sq, inv_std_b, normalized,
        gamma_b, scaled, beta_b, yMat, yChw) and 7 of C numbers (gamma, beta, mean, var, var_eps,
        std, inv_std), with N = H·W. The inputs are CN + 2C numbers.""",
-       aliases=("12CN + 7C", "12CN+7C", "CN + 2C", "12CN + 7C slots"), see=("slot", "E")),
+       aliases=("12CN + 7C", "12CN+7C", "CN + 2C"), see=("slot", "E")),
     _e("C", G, """Shapes are CxHxW: C channels, H×W spatial positions, N = H·W values per channel
        (one example, channel-first; the statistics are taken per channel over the H·W
        positions, like InstanceNorm on one example or BatchNorm2d's per-channel statistics).
@@ -398,9 +399,10 @@ ENTRIES: tuple[Entry, ...] = (
        lower bound rounded down and every upper bound up, from exact rationals, so the float64
        box is guaranteed to contain the true one (sound).""",
        aliases=("nearest", "outward", "--rounding", "outward rounding")),
-    _e("exact arithmetic", B, """Shown when any parameter is given as a string ("1/4", "1e-5"):
-       the values are exact rationals and the results are exact (printed as fractions or
-       square-root expressions) instead of float64.""", aliases=("exact",)),
+    _e("exact arithmetic", B, """Shown when any parameter is given as a string ("1/4", "1e-5")
+       or as an integer too large for float64: the values are exact rationals, and the results
+       are exact (printed as fractions or square-root expressions) with --rounding nearest, or
+       float64 enclosures of the exact values with --rounding outward.""", aliases=("exact",)),
     _e("channel axis", B, """Which axis of the box holds the channels (--channel-axis, default 0;
        negative counts from the end, e.g. -1 for channel-last data).""",
        aliases=("--channel-axis", "channel_axis", "channel(s)", "channels")),
@@ -449,9 +451,9 @@ ENTRIES: tuple[Entry, ...] = (
        it at one point per family: a finite-difference derivative (FD), the reference's
        forward-mode derivative and its backward must agree to about half the working digits.""",
        aliases=("self-check", "FD", "finite difference", "finite-difference")),
-    _e("seed (random)", X, """"seed=0" in the cross-check header is the seed of the random
-       number generator that makes the test points (not a backprop seed); the same seed gives
-       the same points.""", aliases=("seed=0",)),
+    _e("seed=0", X, """In the cross-check header, the seed of the random number generator that
+       makes the test points (not a backprop seed); the same seed gives the same points.""",
+       aliases=("random seed",)),
 
     # ------------------------------------------------------------------ exact engine
     _e("xp", E, """An array-namespace parameter (like the array API's xp, or numpy passed as an
@@ -566,7 +568,7 @@ def closest(term: str, n: int = 3) -> list[str]:
     names = {}
     for name, entry in _INDEX_BY_NAME.items():
         names.setdefault(name, entry.term)
-    matches = difflib.get_close_matches(key, list(names), n=3 * n, cutoff=0.5)
+    matches = difflib.get_close_matches(key, list(names), n=3 * n, cutoff=0.6)
     out = []
     for m in matches:
         if names[m] not in out:

@@ -40,7 +40,7 @@ LABEL = re.compile(r"^([A-Za-z][A-Za-z -]*?):\s")
 PLAIN_TERMS = ("scale", "offset", "IBP box", "derivative box", "second-derivative box", "rounding",
                "channel axis", "exact arithmetic", "inference BatchNorm", "kappa", "err/bound",
                "families", "reference self-check", "bound", "seed", "dps", "dtype", "points",
-               "worst at", "side condition", "domain", "context", "slots", "seed", "totalized",
+               "worst at", "side condition", "domain", "context", "slots", "totalized",
                "12CN + 7C slots", "adjoint", "Jacobian", "backprop", "counterexample")
 
 

@@ -8,13 +8,9 @@ code, run in-process through ``symbolic_bn.cli.main`` (:func:`cli_run.run_here`)
 fast.  The outputs the glossary test reads are produced once per module (fixture ``outputs``).
 """
 import json
-import math
-import os
 import re
 import signal
-import sys
 import textwrap
-from fractions import Fraction
 
 import pytest
 
