@@ -136,8 +136,54 @@ def test_group_norm_trace_holds_as_strided_and_it_is_run_as_a_plain_view():
 def test_decompose_false_leaves_the_fused_kernel_and_it_is_refused_by_name():
     f, xshape, wshape = LAYERS["batch_norm"]
     x, w, b, _, _ = _inputs(xshape, wshape, seed=0)
-    with pytest.raises(UnsupportedTorchOp, match=r"aten\.native_batch_norm\.default \(node %native_batch_norm"):
+    pattern = r"aten\.native_batch_norm\.default \(node %native_batch_norm"
+    with pytest.raises(UnsupportedTorchOp, match=pattern):
         trace(f, x, w, b, decompose=False)
+
+
+def test_every_table_entry_is_a_torch_overload_and_takes_its_required_arguments():
+    from symbolic_bn.frontends.torch_ops import OPS
+
+    assert tfront.supported_ops() == sorted(OPS)
+    for name, rule in OPS.items():
+        _, packet, overload = name.split(".")
+        op = getattr(getattr(torch.ops.aten, packet), overload)  # AttributeError: a typo
+        required = [a.name for a in op._schema.arguments if not a.has_default_value()]
+        assert set(required) <= rule.accepts, (name, required)
+
+
+def test_torch_func_grad_jacrev_and_hessian_trace():
+    from torch.func import grad, hessian, jacrev
+
+    x, w, b, u, _ = _inputs((1, 2, 2, 2), (2,), seed=4)
+    f = lambda x: F.instance_norm(x, weight=w, bias=b, eps=EPS)  # noqa: E731
+    for fn in (lambda x, u: grad(lambda x: (f(x) * u).sum())(x),
+               lambda x, u: jacrev(f)(x),
+               lambda x, u: hessian(lambda x: (f(x) * u).sum())(x)):
+        tr = trace(fn, x, u)
+        np.testing.assert_allclose(tr.run(np, x.numpy(), u.numpy()), fn(x, u).numpy(),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_module_with_buffers_traces_its_in_place_running_stat_updates():
+    bn = torch.nn.BatchNorm2d(3).double()
+    x, _, _, u, _ = _inputs((2, 3, 2, 2), (3,), seed=8)
+
+    def fn(x, u):
+        x = x.requires_grad_()
+        y = bn(x)
+        return y, torch.autograd.grad(y, x, u)[0], bn.running_mean * 1
+
+    tr = trace(fn, x, u)
+    assert tr.op_counts["aten.copy_.default"] >= 1  # running_mean / running_var updated in place
+    start = bn.running_mean.clone()
+    want = fn(x.clone(), u.clone())  # eager: mutates bn.running_mean again
+    got = tr.run(np, x.numpy(), u.numpy())
+    np.testing.assert_allclose(got[0], want[0].detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1].numpy(), rtol=1e-12, atol=1e-12)
+    # the trace holds the buffer as it was when traced and updates it as torch does
+    np.testing.assert_allclose(got[2], (0.9 * start + 0.1 * x.mean(dim=(0, 2, 3))).numpy(),
+                               rtol=0, atol=1e-15)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +543,8 @@ def test_data_dependent_control_flow_names_the_line():
 
 
 def test_python_reads_of_tensor_values_are_refused():
-    with pytest.raises(TorchTraceError, match=r"Tensor\.tolist\(\) at .*test_frontend_torch\.py:\d+ `.*x\.tolist\(\)\[0\]"):
+    pattern = r"Tensor\.tolist\(\) at .*test_frontend_torch\.py:\d+ `.*x\.tolist\(\)\[0\]"
+    with pytest.raises(TorchTraceError, match=pattern):
         trace(lambda x: x * x.tolist()[0], torch.ones(3, dtype=D))
     with pytest.raises(TorchTraceError, match=r"numpy"):
         trace(lambda x: x * float(x.numpy()[0]), torch.ones(3, dtype=D))
@@ -565,7 +612,8 @@ def test_bad_run_arguments():
     tr = trace(lambda x, w: x * w, torch.ones(3, dtype=D), torch.ones(3, dtype=D))
     with pytest.raises(TorchRunError, match=r"takes 2 arrays"):
         tr.run(np, np.ones(3))
-    with pytest.raises(TorchRunError, match=r"argument 1 has shape \(4,\); the trace was made for shape \(3,\)"):
+    pattern = r"argument 1 has shape \(4,\); the trace was made for shape \(3,\)"
+    with pytest.raises(TorchRunError, match=pattern):
         tr.run(np, np.ones(3), np.ones(4))
 
 

@@ -25,7 +25,13 @@ How the graph is made
   ``if t > 0:``) stops the trace (torch raises at ``aten._local_scalar_dense``), and
   ``t.tolist()``, ``t.numpy()`` and ``numpy.asarray(t)`` -- which real mode would silently bake
   into the graph as constants -- are refused by a guard while ``fn`` runs.  The error names the
-  user's source line.
+  user's source line.  Autograd runs custom ``Function.backward`` code without that guard, so by
+  default ``trace`` traces twice, with other example values, and refuses a function whose graph
+  changes (``retrace=True``);
+* real mode runs ``fn`` for real (twice with ``retrace``): side effects on what ``fn`` closes
+  over happen during tracing -- an ``nn.BatchNorm2d`` in training mode updates its running
+  statistics.  Tensors the trace captures (module parameters and buffers, ``torch.tensor(...)``
+  literals) are snapshotted when the trace is made.
 
 What the interpreter runs
 -------------------------
@@ -51,6 +57,8 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import numpy as np
 
 from .torch_errors import (
     INSTALL_HINT,
@@ -100,13 +108,17 @@ def _import_torch():
     return torch
 
 
-@functools.lru_cache(maxsize=None)
 def decomposition_table() -> dict:
-    """torch's core-aten decompositions plus those of :data:`DECOMPOSED_OPS`.
+    """torch's core-aten decompositions plus those of :data:`DECOMPOSED_OPS` (a fresh dict).
 
     Neither lowers ``var_mean`` / ``var``: their only decomposition (``torch._refs``) goes down to
     ``prims.var``, below aten; the interpreter runs them directly.
     """
+    return dict(_decomposition_table())
+
+
+@functools.lru_cache(maxsize=None)
+def _decomposition_table() -> dict:
     torch = _import_torch()
     from torch._decomp import core_aten_decompositions, get_decompositions
 
@@ -129,7 +141,8 @@ class TorchTrace:
 
     ``run(xp, *arrays)`` interprets it; ``float_constants`` lists ``(node, op, value)`` for every
     Python float argument of a node the result depends on; ``tensor_constants`` lists
-    ``(name, numpy array)`` for tensors captured by the trace.
+    ``(name, numpy array)`` for tensors captured by the trace, as they were when traced (``run``
+    uses these snapshots, not the live tensors).
     """
 
     graph_module: Any
@@ -142,6 +155,7 @@ class TorchTrace:
     float_constants: list = field(default_factory=list)
     tensor_constants: list = field(default_factory=list)
     _nodes: list = field(default_factory=list, repr=False)
+    _constants: dict = field(default_factory=dict, repr=False)
 
     @property
     def nodes(self) -> list:
@@ -191,13 +205,11 @@ class TorchTrace:
             except Exception as exc:  # noqa: BLE001 - one line naming the argument
                 raise TorchRunError(f"run: argument {i} cannot be converted by {xp!r}: "
                                     f"{type(exc).__name__}: {exc}") from None
-            import numpy as np
-
             if tuple(np.shape(array)) != tuple(meta.shape):
                 raise TorchRunError(f"run: argument {i} has shape {tuple(np.shape(array))}; the "
                                     f"trace was made for shape {tuple(meta.shape)}")
             inputs.append(array)
-        return run_graph(self.graph_module, self._nodes, xp, inputs)
+        return run_graph(self.graph_module, self._nodes, xp, inputs, self._constants)
 
     def __str__(self):
         return (f"TorchTrace of {self.function_name} at shapes {list(self.input_shapes)}: "
@@ -281,8 +293,6 @@ def _example(torch, i, value):
     if isinstance(value, torch.Tensor):
         t = value
     else:
-        import numpy as np
-
         if not isinstance(value, np.ndarray):
             raise TorchTraceError(
                 f"trace: example argument {i} is a {type(value).__name__}, not a tensor; pass "
@@ -354,7 +364,7 @@ def _make_graph(torch, fn, examples, decompose, tracing_mode, name):
         with fx_traceback.preserve_node_meta(), warnings.catch_warnings():
             # torch's forward-AD path calls the deprecated torch.jit.script internally
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
-            return make_fx(traced, decomposition_table=decomposition_table() if decompose else {},
+            return make_fx(traced, decomposition_table=_decomposition_table() if decompose else {},
                            tracing_mode=tracing_mode,
                            _allow_non_fake_inputs=tracing_mode == "fake")(*examples)
     except _ValueLeak as exc:
@@ -453,8 +463,9 @@ def trace(fn: Callable, *example_args, decompose: bool = True, tracing_mode: str
 
     nodes = live_nodes(gm)
     validate(gm, nodes)
-    tensor_constants = [(n.target, getattr(gm, n.target).detach().cpu().numpy().copy())
-                        for n in nodes if n.op == "get_attr"]
+    # constants are snapshots: a module buffer captured by the trace is a live reference that
+    # later eager calls keep mutating (BatchNorm's running statistics)
+    snapshots = {n.target: getattr(gm, n.target).detach().clone() for n in nodes if n.op == "get_attr"}
     return TorchTrace(
         graph_module=gm,
         function_name=name,
@@ -464,6 +475,7 @@ def trace(fn: Callable, *example_args, decompose: bool = True, tracing_mode: str
         tracing_mode=tracing_mode,
         torch_version=torch.__version__,
         float_constants=_float_constants(nodes),
-        tensor_constants=tensor_constants,
+        tensor_constants=[(k, v.numpy().copy()) for k, v in snapshots.items()],
         _nodes=nodes,
+        _constants=snapshots,
     )

@@ -42,9 +42,10 @@ import torch
 import torch.fx
 
 from .torch_errors import TorchRunError, UnsupportedTorchOp
-from .torch_ops import _FLOATING, _INTEGRAL, GETITEM, OPS, RefusedOp, convert
+from .torch_ops import _FLOATING, _INTEGRAL, GETITEM, OPS, RefusedOp
 
-__all__ = ["live_nodes", "validate", "run_graph", "node_location", "bind_args"]
+__all__ = ["live_nodes", "validate", "run_graph", "node_location", "bind_args", "convert_input",
+           "is_internal_file"]
 
 _ALLOWED_DTYPES = _FLOATING + _INTEGRAL + (torch.bool,)
 
@@ -252,8 +253,9 @@ class _Context:
 
 
 class _Run:
-    def __init__(self, gm, nodes, xp):
+    def __init__(self, gm, nodes, xp, constants):
         self.gm = gm
+        self.constants = constants
         self.nodes = nodes
         self.xp = xp
         self.env: dict = {}
@@ -351,7 +353,7 @@ class _Run:
     # -- nodes --------------------------------------------------------------------------------
     def run_node(self, node):
         if node.op == "get_attr":
-            const = getattr(self.gm, node.target)
+            const = self.constants[node.target]
             array = const.detach().cpu().numpy()
             value = array if const.dtype == torch.bool else self.xp.asarray(array)
             return self.fresh(value, const, node.name)
@@ -404,8 +406,7 @@ class _Run:
             return t
         if kind == "write":
             t = records["self"]
-            c = _Context(self.module_for(t) if t.dtype == torch.bool else self.xp, t.shape, t.dtype,
-                         records)
+            c = _Context(self.module_for(t), t.shape, t.dtype, records)
             values = self._values({k: v for k, v in records.items() if k != "self"}, node)
             values["self"] = self.read(t, node) if rule.reads_self else t.value
             self.write(t, rule.fn(c, values), node)
@@ -470,9 +471,10 @@ def _map_output(structure, fn):
     return structure
 
 
-def run_graph(gm, nodes, xp, args):
-    """Run the live ``nodes`` of ``gm`` on ``xp`` with the arrays ``args`` (one per placeholder)."""
-    run = _Run(gm, nodes, xp)
+def run_graph(gm, nodes, xp, args, constants):
+    """Run the live ``nodes`` of ``gm`` on ``xp`` with the arrays ``args`` (one per placeholder)
+    and the tensor ``constants`` (name -> torch tensor) of its get_attr nodes."""
+    run = _Run(gm, nodes, xp, constants)
     last_use: dict = {}
     for i, node in enumerate(nodes):
         for inp in node.all_input_nodes:
@@ -518,5 +520,3 @@ def convert_input(value, meta: torch.Tensor, xp):
         return np.asarray(value, dtype=bool)
     return xp.asarray(value)
 
-
-__all__ += ["convert_input", "is_internal_file", "convert"]

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -622,9 +622,10 @@ def _view_shape(size, numel):
 
 
 @_register(["aten.view.default", "aten._unsafe_view.default", "aten.reshape.default",
-            "aten._reshape_alias.default"], "view", "self size stride")
+            "aten._reshape_alias.default"], "view", "self size shape stride")
 def _view(m, arr, a):
-    return m.reshape(arr, _view_shape(a["size"], int(np.prod(_shape(arr), dtype=np.int64))))
+    size = a["shape"] if a.get("size") is None else a["size"]  # reshape calls it shape
+    return m.reshape(arr, _view_shape(size, int(np.prod(_shape(arr), dtype=np.int64))))
 
 
 @_register(["aten.alias.default", "aten.detach.default", "aten.lift_fresh.default"], "view", "self")
@@ -745,6 +746,21 @@ def _split_with_sizes(m, arr, a):
     return _split_pieces(m, arr, a.get("dim") or 0, [int(s) for s in a["split_sizes"]])
 
 
+@_register("aten.diagonal.default", "view", "self offset dim1 dim2")
+def _diagonal(m, arr, a):
+    """torch.diagonal: the diagonal becomes the last axis (NumPy's convention too)."""
+    shape = _shape(arr)
+    ndim = len(shape)
+    d1, d2 = _norm_dim(a.get("dim1", 0), ndim), _norm_dim(a.get("dim2", 1), ndim)
+    offset = int(a.get("offset") or 0)
+    rest = [i for i in range(ndim) if i not in (d1, d2)]
+    moved = m.transpose(arr, tuple(rest + [d1, d2]))
+    rows0, cols0 = max(-offset, 0), max(offset, 0)
+    n = max(0, min(shape[d1] - rows0, shape[d2] - cols0))
+    rows, cols = np.arange(n) + rows0, np.arange(n) + cols0
+    return moved[(Ellipsis, rows, cols)]
+
+
 # as_strided is interpreted by the interpreter from storage positions (see its docstring)
 OPS["aten.as_strided.default"] = OpRule("as_strided", None,
                                         frozenset({"self", "size", "stride", "storage_offset"}))
@@ -790,7 +806,6 @@ _INPLACE = {  # in-place overload -> its functional overload
     "aten.abs_.default": "aten.abs.default", "aten.square_.default": "aten.square.default",
     "aten.clamp_min_.default": "aten.clamp_min.default",
     "aten.clamp_max_.default": "aten.clamp_max.default", "aten.clamp_.default": "aten.clamp.default",
-    "aten.where_.self": "aten.where.self",
 }
 for _inplace, _functional in _INPLACE.items():
     _rule = OPS[_functional]
@@ -817,6 +832,7 @@ _VIEW_COPIES = {
     "aten.select_copy.int": "aten.select.int", "aten.unbind_copy.int": "aten.unbind.int",
     "aten.split_copy.Tensor": "aten.split.Tensor",
     "aten.split_with_sizes_copy.default": "aten.split_with_sizes.default",
+    "aten.diagonal_copy.default": "aten.diagonal.default",
 }
 for _copy_name, _view_name in _VIEW_COPIES.items():
     _rule = OPS[_view_name]
