@@ -255,16 +255,6 @@ def parse_int(text, option: str, lo: int, hi: int) -> int:
     return v
 
 
-def parse_seconds(text, option: str) -> float:
-    """A positive, finite number of seconds in ASCII (no nan/inf, no Unicode digits)."""
-    if not isinstance(text, str) or not _FLOAT_RE.fullmatch(text):
-        raise UsageError(f"{option} must be a positive number of seconds, got {text!r}")
-    v = float(text)
-    if not (v > 0 and math.isfinite(v)):
-        raise UsageError(f"{option} must be a positive number of seconds, got {text!r}")
-    return v
-
-
 def _min_dps() -> int:
     from .checks.crosscheck import MIN_DPS
     return int(MIN_DPS)
