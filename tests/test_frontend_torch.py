@@ -187,6 +187,65 @@ def test_module_with_buffers_traces_its_in_place_running_stat_updates():
 
 
 # ---------------------------------------------------------------------------------------------
+# Single ops, against torch eager
+# ---------------------------------------------------------------------------------------------
+_A = torch.arange(1, 13, dtype=D).reshape(3, 4) / 5 - 1
+_B = torch.arange(12, dtype=D).reshape(4, 3) / 7 + 0.5
+_V = torch.tensor([0.5, -2.0, 3.0], dtype=D)
+OP_CASES = {
+    "repeat": (lambda a: a.repeat(2, 1, 3), _A),
+    "cat with a legacy empty": (lambda a: torch.cat([torch.zeros(0, dtype=D), a.reshape(-1), a[0]]), _A),
+    "cat dim -1, stack": (lambda a: (torch.cat([a, a * 2], dim=-1), torch.stack([a, -a], dim=1)), _A),
+    "addmm": (lambda a, b: torch.addmm(_V[:, None].expand(3, 3), a, b, beta=0.5, alpha=2.0), _A, _B),
+    "addmm beta=0": (lambda a, b: torch.addmm(torch.ones(3, 3, dtype=D), a, b, beta=0), _A, _B),
+    "mm bmm dot mv linear": (lambda a, b: (a @ b, torch.bmm(a[None], b[None]), a[0] @ b[:, 0], a @ b[:, 0],
+                                           F.linear(a, b.t(), _V)), _A, _B),
+    "max min": (lambda a: (a.amax(1, keepdim=True), a.amin(), a.max(), a.min()), _A),
+    "var std var_mean": (lambda a: (a.var(1), a.var(0, correction=0, keepdim=True), a.std(),
+                                    torch.var_mean(a, 1)), _A),
+    "clamp": (lambda a: (a.clamp(-0.5, 0.5), a.clamp(min=0.1), torch.clamp_max(a, 0.2), a.clamp(1, -1)), _A),
+    "where comparisons logic": (lambda a: (torch.where(a > 0, a, -a * 2), a >= 0.2, a == a.t().t(),
+                                           (a < 0) & (a > -0.5), ~(a != 0)), _A),
+    "split unbind chunk": (lambda a: (a.split(3, 1), a.unbind(0), a.chunk(2, 0), a.split([1, 3], 1)), _A),
+    "diagonal": (lambda a: (a.diagonal(), a.diagonal(1), a.diagonal(-1), torch.diag_embed(_V)), _A),
+    "pow": (lambda a: (a ** 2, a.abs() ** 0.5, 2.0 ** a, a ** a.abs(), torch.pow(a, -1)), _A),
+    "rsub reciprocal": (lambda a: (1 - a, 3.0 - 2 * a, a.reciprocal(), torch.arange(1, 4).reciprocal()), _A),
+    "factories": (lambda a: (torch.full((2, 2), 0.25, dtype=D) + 0, a.new_full((2,), 3.0),
+                             torch.zeros_like(a) + 1, torch.ones(2, dtype=torch.int64) * 3,
+                             torch.arange(5) * a[0, 0], a.new_zeros(3), torch.eye(3, dtype=D)), _A),
+    "squeezes": (lambda a: (a[None, :, None].squeeze(), a[None, :, None].squeeze(0),
+                            a[None, :, None].squeeze((0, 2)), a.unsqueeze(-1).squeeze(1)), _A),
+    "views": (lambda a: (a.t(), a.transpose(0, 1), a.permute(1, 0), a[::2, 1:3], a[:, -1], a[1],
+                         a.reshape(2, 6), a.t().reshape(-1), a.expand(2, 3, 4), a.flatten()), _A),
+    "exp log sqrt rsqrt": (lambda a: (a.exp(), (a.abs() + 1).log(), (a * a + 1).sqrt(),
+                                      (a * a + 1).rsqrt(), a.square(), -a, a.abs()), _A),
+    "sum mean": (lambda a: (a.sum(), a.sum(0), a.sum((0, 1), keepdim=True), a.mean(), a.mean(-1),
+                            (a > 0).sum(), (a > 0).double().mean()), _A),
+    "in-place variants": (lambda a: (a.clone().clamp_(0, 0.4), a.clone().pow_(2), a.clone().neg_().exp_(),
+                                     a.clone().unsqueeze_(0).squeeze_(0).t_()), _A),
+    "alpha": (lambda a: (torch.add(a, a, alpha=2.5), torch.sub(a, 1.0, alpha=3),
+                         torch.rsub(a, 1.0, alpha=2)), _A),
+    "integer tensors": (lambda a: (torch.arange(6).reshape(2, 3) * 2 + 1, torch.arange(6) / 4,
+                                   torch.arange(6).sum()), _A),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0 ** -1 and (-x) ** 0.5, as in torch
+@pytest.mark.parametrize("case", list(OP_CASES))
+def test_single_ops_match_torch(case):
+    fn, *args = OP_CASES[case]
+    got = _flat(trace(fn, *args).run(np, *[a.numpy() for a in args]))
+    want = _flat(fn(*args))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert np.shape(g) == tuple(w.shape)
+        # torch rounds float32 results (int.reciprocal() is float32); the interpreter does not
+        tol = 1e-13 if w.dtype != torch.float32 else 1e-6
+        np.testing.assert_allclose(np.asarray(g, dtype=float), w.double().numpy(), rtol=tol,
+                                   atol=tol, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Exact runs on the symbolic namespace
 # ---------------------------------------------------------------------------------------------
 def _instance_norm_exact(x, w, b, eps):
@@ -270,6 +329,33 @@ def test_instance_norm_vjp_on_symbolic_is_the_exact_backward():
         assert dw[c] == sum_gx
         for idx in gs:
             assert dx[(0, c) + idx] == r[c] / 4 * (4 * gs[idx] - sum_g - xhat[idx] * sum_gx) * w[c]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_runs_on_the_symbolic_namespace(mode):
+    """Order 0-2 traces of instance_norm (eps = 1, data with rational r) run exactly: every
+    entry is a Rational, and equals torch's float64 value to rounding."""
+    import sympy
+
+    x = np.array([[[[0, 0], [Fraction(3, 2), Fraction(3, 2)]],
+                   [[Fraction(8, 3), 0], [0, Fraction(8, 3)]]]], dtype=object)
+    w = np.array([Fraction(2), Fraction(-1, 3)], dtype=object)
+    b = np.array([Fraction(1, 7), Fraction(5)], dtype=object)
+    u = np.array([[[[1, -2], [Fraction(1, 2), 3]], [[0, 1], [Fraction(-5, 4), 2]]]], dtype=object)
+    v = np.array([[[[2, 1], [0, -1]], [[1, 1], [Fraction(1, 3), 0]]]], dtype=object)
+    fn = _modes(lambda x, w, b: F.instance_norm(x, weight=w, bias=b, eps=1.0))[mode]
+    examples = [torch.tensor(a.astype(float), dtype=D) for a in (x, w, b, u, v)]
+    tr = trace(fn, *examples, retrace=False)
+    exact = _flat(tr.run(symbolic, *(to_sympy_array(a) for a in (x, w, b, u, v))))
+    eager = _flat(fn(*[e.clone() for e in examples]))
+    assert len(exact) == len(eager)
+    for got, want in zip(exact, eager):
+        if want is None:  # an input the derivative does not use (allow_unused=True)
+            assert got is None
+            continue
+        for e, f in zip(np.asarray(got).reshape(-1), want.detach().numpy().reshape(-1)):
+            assert isinstance(e, sympy.Rational), e
+            assert abs(float(e) - f) <= 1e-12 * max(1.0, abs(f))
 
 
 # ---------------------------------------------------------------------------------------------

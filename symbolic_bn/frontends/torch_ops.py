@@ -437,6 +437,16 @@ def _var_mean(c, a):
     return _variance_and_mean(c, a)
 
 
+@_register("aten.max.default", "compute", "self")
+def _max_all(c, a):
+    return c.xp.max(a["self"])
+
+
+@_register("aten.min.default", "compute", "self")
+def _min_all(c, a):
+    return c.xp.min(a["self"])
+
+
 @_register("aten.amax.default", "compute", "self dim keepdim")
 def _amax(c, a):
     v = a["self"]
