@@ -1,0 +1,190 @@
+"""Input arrays of an exact computation: which variables stand for which entries.
+
+:class:`Inputs` declares the variables of a Space for named input arrays and maps derivatives
+with respect to those variables back to derivatives with respect to the entries.
+
+* ``plain(name, shape, block_of)`` -- one variable per entry (``x[0, 1, 2]``), in the block
+  ``block_of(index)`` (``None``: shared).
+* ``centered(name, shape, group_of)`` -- *centered coordinates* per statistics group: for a group
+  with entries x_0 … x_{n−1}, the variables are the mean ``m`` and the deviations ``u_0 … u_{n−2}``,
+  with ``x_p = m + u_p`` (p < n−1) and ``x_{n−1} = m − Σ_p u_p``.  This is an invertible linear change
+  of variables, so an identity in (m, u) is one in x; but the group's mean is then exactly ``m``
+  and its deviations exactly ``u`` -- ``Σ_p (x_p − mean)`` is 0 as a polynomial -- which keeps every
+  normalization layer's polynomials small.  Derivatives map back by
+  ``∂/∂x_q = (∂/∂m − Σ_p ∂/∂u_p)/n + [q < n−1]·∂/∂u_q``.
+
+Display: expressions are shown in the entries' own names (``x[0, 1, 2] − (x[0, 0, 0] + …)/4``)
+through the Space's display map, never in m/u.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import sympy
+
+from .calculus import gradient
+
+
+__all__ = ["Inputs", "entry_name"]
+
+
+def entry_name(name: str, idx) -> str:
+    return f"{name}[{', '.join(str(int(i)) for i in idx)}]" if len(idx) else name
+
+
+class _Centered:
+    def __init__(self, name, shape, members):
+        self.name, self.shape, self.members = name, shape, members  # block -> [idx]
+
+
+class _MeanDisplay:
+    """The group mean in the entries' names, built only when something is displayed."""
+
+    def __init__(self, space, name, idxs):
+        self.space, self.name, self.idxs = space, name, idxs
+
+    def __call__(self):
+        xs = [self.space.sympy_symbol(entry_name(self.name, i)) for i in self.idxs]
+        return sympy.Add(*xs) / len(xs)
+
+
+class _DeviationDisplay(_MeanDisplay):
+    def __init__(self, space, name, idxs, i):
+        super().__init__(space, name, idxs)
+        self.i = i
+
+    def __call__(self):
+        return self.space.sympy_symbol(entry_name(self.name, self.i)) - super().__call__()
+
+
+class Inputs:
+    """Declares input arrays in a Space (module docstring)."""
+
+    def __init__(self, space):
+        self.space = space
+        self.arrays: dict[str, tuple] = {}        # name -> (kind, shape, extra)
+        self._var_of_entry: dict = {}             # (name, idx) -> variable name (plain)
+        self._centered: dict[str, _Centered] = {}
+        self._values: dict[str, np.ndarray] = {}
+
+    # -- declarations (before any computation)
+    def plain(self, name, shape, block_of=lambda idx: None, sign=None):
+        shape = tuple(shape)
+        for idx in np.ndindex(*shape):
+            var = entry_name(name, idx)
+            self.space.variable(var, block_of(idx), sign=sign)
+            self._var_of_entry[(name, idx)] = var
+        self.arrays[name] = ("plain", shape, None)
+
+    def scalar(self, name, block=None, sign=None):
+        self.space.variable(name, block, sign=sign)
+        self._var_of_entry[(name, ())] = name
+        self.arrays[name] = ("plain", (), None)
+
+    def centered(self, name, shape, group_of):
+        shape = tuple(shape)
+        members: dict = {}
+        for idx in np.ndindex(*shape):
+            members.setdefault(group_of(idx), []).append(idx)
+        space = self.space
+        for block, idxs in members.items():
+            m = f"mean {name}[{block}]"
+            space.variable(m, block)
+            space.display_map[m] = _MeanDisplay(space, name, idxs)
+            for i in idxs[:-1]:
+                u = f"dev {entry_name(name, i)}"
+                space.variable(u, block)
+                space.display_map[u] = _DeviationDisplay(space, name, idxs, i)
+        self._centered[name] = _Centered(name, shape, members)
+        self.arrays[name] = ("centered", shape, None)
+
+    # -- values
+    def array(self, name) -> np.ndarray:
+        """The input as an object array of Values (built once; callers copy before handing it
+        to user code)."""
+        got = self._values.get(name)
+        if got is not None:
+            return got
+        kind, shape, _ = self.arrays[name]
+        space = self.space
+        out = np.empty(shape, dtype=object)
+        if kind == "plain":
+            for idx in np.ndindex(*shape):
+                out[idx] = space.var(self._var_of_entry[(name, idx)])
+        else:
+            c = self._centered[name]
+            for block, idxs in c.members.items():
+                m = space.var(f"mean {name}[{block}]")
+                us = [space.var(f"dev {entry_name(name, i)}") for i in idxs[:-1]]
+                for i, u in zip(idxs[:-1], us):
+                    out[i] = m + u
+                last = m
+                for u in us:
+                    last = last - u
+                out[idxs[-1]] = last
+        self._values[name] = out
+        return out
+
+    def variables(self, name) -> list[str]:
+        kind, shape, _ = self.arrays[name]
+        if kind == "plain":
+            return [self._var_of_entry[(name, idx)] for idx in np.ndindex(*shape)]
+        c = self._centered[name]
+        out = []
+        for block, idxs in c.members.items():
+            out.append(f"mean {name}[{block}]")
+            out += [f"dev {entry_name(name, i)}" for i in idxs[:-1]]
+        return out
+
+    # -- derivatives
+    def gradient(self, L, names=None) -> dict[str, np.ndarray]:
+        """``{input name: array of ∂L/∂entry}`` for the named inputs (default: all)."""
+        space = self.space
+        names = list(self.arrays) if names is None else list(names)
+        wanted = [v for n in names for v in self.variables(n)]
+        partial = gradient(space, L, wanted)
+        zero = space.zero()
+        out = {}
+        for name in names:
+            kind, shape, _ = self.arrays[name]
+            arr = np.empty(shape, dtype=object)
+            if kind == "plain":
+                for idx in np.ndindex(*shape):
+                    arr[idx] = partial.get(self._var_of_entry[(name, idx)], zero)
+            else:
+                c = self._centered[name]
+                for block, idxs in c.members.items():
+                    n = len(idxs)
+                    dm = partial.get(f"mean {name}[{block}]", zero)
+                    dus = [partial.get(f"dev {entry_name(name, i)}", zero) for i in idxs[:-1]]
+                    common = dm
+                    for du in dus:
+                        common = common - du
+                    common = common * Fraction(1, n)
+                    for i, du in zip(idxs[:-1], dus):
+                        arr[i] = common + du
+                    arr[idxs[-1]] = common
+            out[name] = arr
+        return out
+
+    def point_values(self, name, numbers) -> dict:
+        """``{variable name: exact number}`` for the input ``name`` at the exact array ``numbers``
+        (its entries Fractions/ints)."""
+        kind, shape, _ = self.arrays[name]
+        arr = np.asarray(numbers, dtype=object).reshape(shape)
+        if kind == "plain":
+            return {self._var_of_entry[(name, idx)]: Fraction(arr[idx]) for idx in np.ndindex(*shape)}
+        out = {}
+        c = self._centered[name]
+        for block, idxs in c.members.items():
+            vals = [Fraction(arr[i]) for i in idxs]
+            mean = sum(vals, Fraction(0)) / len(vals)
+            out[f"mean {name}[{block}]"] = mean
+            for i, v in zip(idxs[:-1], vals[:-1]):
+                out[f"dev {entry_name(name, i)}"] = v - mean
+        return out
+
+    def members(self, name):
+        """For a centered input: ``{block: [indices]}``."""
+        return self._centered[name].members
