@@ -181,10 +181,13 @@ def test_jaxpr_on_numpy_matches_jax_float64(layer, mode):
     assert tr.equation_count > 0 and set(tr.primitive_counts) <= jf.SUPPORTED_PRIMITIVES
     assert all(d == "float64" for d in tr.in_dtypes)
     want = _jax_float64(f, margs)
-    _assert_close(tr.run(np, *margs), want)
+    got = tr.run(np, *margs)
+    _assert_close(got, want)
     # The same jaxpr on an object-array namespace (mpmath at 30 digits, floats read exactly)
     # takes the interpreter's namespace code paths rather than NumPy's.
-    _assert_close(tr.run(MP30, *margs), want)
+    got_mp = tr.run(MP30, *margs)
+    _assert_close(got_mp, want)
+    assert all(type(leaf).__name__ == "MpfArray" for leaf in jax.tree_util.tree_leaves(got_mp))
 
 
 def test_wrong_interpretation_would_be_caught():
@@ -493,6 +496,28 @@ def test_exact_run_with_symbols_gives_expressions():
     y = jf.trace(batch_norm, x, w, b).run(symbolic, x, w, b)
     assert y.shape == (1, 2, 2)
     assert y[0, 0, 0].free_symbols == {x[0, 0, 0], x[0, 0, 1], w[0], b[0]}
+
+
+def test_symbolic_eps_argument_and_closure_constants():
+    gamma = np.array([0.5, 0.25])  # captured by the function: a closure constant
+
+    def norm(x, eps):
+        mu = jnp.mean(x, axis=-1, keepdims=True)
+        var = jnp.mean((x - mu) ** 2, axis=-1, keepdims=True)
+        return (x - mu) / jnp.sqrt(var + eps) * gamma
+
+    x = np.array([[1.0, 3.0], [2.0, -2.0]])
+    tr = jf.trace(norm, x, 1e-5)
+    closures = [fc for fc in tr.float_constants if fc.kind == "closure"]
+    assert len(closures) == 1 and np.array_equal(closures[0].value, gamma)
+    _assert_close(tr.run(np, x, 1e-5), _jax_float64(norm, (x, 1e-5)))
+    eps = sympy.Symbol("eps", positive=True)
+    y = tr.run(symbolic, to_sympy_array(x), eps)
+    # row 0: mu = 2, var = 1, y = (x - mu) / sqrt(1 + eps) * gamma
+    assert sympy.expand(y[0, 0] - (-1) / sympy.sqrt(1 + eps) / 2) == 0
+    assert sympy.expand(y[0, 1] - 1 / sympy.sqrt(1 + eps) / 4) == 0
+    assert y[1, 0].free_symbols == {eps}
+    assert jf.trace(lambda x: (x, 0.5), x).float_constants[0].equation == "result 1"
 
 
 def test_where_is_decided_or_refused_by_the_namespace():

@@ -167,28 +167,26 @@ def _is_concrete(v) -> bool:
 
 
 def _concrete_bools(v):
-    """``v`` as a NumPy bool array if every entry is a decided boolean, else None."""
+    """``v`` as a NumPy bool array if every entry is a decided boolean (Python/NumPy bools,
+    ``sympy.true``/``sympy.false``), else None.  Anything else -- an undecided condition, an
+    unknown object -- is not guessed at (``bool()`` of an arbitrary object is True)."""
+    from sympy.logic.boolalg import BooleanFalse, BooleanTrue
+
     if isinstance(v, (bool, np.bool_)):
         return np.asarray(v, dtype=bool)
-    if isinstance(v, np.ndarray):
-        arr = v.view(np.ndarray)
-        if arr.dtype == bool:
-            return arr
-        if arr.dtype == object:
-            out = []
-            for e in arr.flat:
-                if isinstance(e, (bool, np.bool_)):
-                    out.append(bool(e))
-                elif type(e).__name__ in ("BooleanTrue", "BooleanFalse"):  # sympy.true / false
-                    out.append(bool(e))
-                else:
-                    return None
-            return np.array(out, dtype=bool).reshape(arr.shape)
+    if not isinstance(v, np.ndarray):
         return None
-    try:
-        return np.asarray(bool(v))  # another engine's decided 0-d comparison
-    except Exception:
+    arr = v.view(np.ndarray)
+    if arr.dtype == bool:
+        return arr
+    if arr.dtype != object:
         return None
+    out = []
+    for e in arr.flat:
+        if not isinstance(e, (bool, np.bool_, BooleanTrue, BooleanFalse)):
+            return None
+        out.append(bool(e))
+    return np.array(out, dtype=bool).reshape(arr.shape)
 
 
 def _kind(aval) -> str:
@@ -204,15 +202,13 @@ def _ints(seq) -> tuple[int, ...]:
 
 # ---- primitive implementations -----------------------------------------------------------------
 # Each rule is ``rule(ctx, eqn, invals) -> value`` (or a list for multiple-result primitives).
-# ``ctx.xp`` is the user's namespace; ``ctx.ns(invals, eqn)`` is NumPy when every operand is
-# concrete integer/bool data, else xp.
+# ``ctx.xp`` is the user's namespace; ``ctx.ns_int``/``ctx.ns_struct`` choose NumPy for work on
+# concrete data that NumPy does exactly (integer arithmetic, rearranging entries), else xp.
 
 
 class _Ctx:
-    def __init__(self, xp, jax_module, trace_obj):
+    def __init__(self, xp):
         self.xp = xp
-        self.jax = jax_module
-        self.trace = trace_obj
         self.path: tuple[int, ...] = ()  # where the interpreter is (for messages and sub-calls)
         self.index = 0
         self.source = "<unknown source>"
@@ -702,7 +698,8 @@ def _eval_jaxpr(ctx, jaxpr, consts, args, path):
                     located._jaxpr_location = where
                     raise located from None
                 exc._jaxpr_location = where
-                exc.add_note(f"while running {where}")
+                if hasattr(exc, "add_note"):  # Python >= 3.11: the type stays the namespace's
+                    exc.add_note(f"while running {where}")
                 raise
         else:  # anything computed from NaN/inf is carried along, never computed
             origin = next(v.origin for v in invals if isinstance(v, _NonFinite))
@@ -760,6 +757,12 @@ class _Walk:
             for var, d in zip(eqn.outvars, out_dep):
                 if d:
                     dependent.add(var)
+        for k, v in enumerate(jaxpr.outvars):
+            if isinstance(v, Literal) and _kind(v.aval) == "f":
+                val = np.asarray(v.val)
+                self.floats.append(FloatConstant(float(val) if val.ndim == 0 else np.array(val),
+                                                 f"result {k}" + (f" of {_eqn_label(path)}" if path else ""),
+                                                 "output", parent_source))
         return [not isinstance(v, Literal) and v in dependent for v in jaxpr.outvars]
 
     def _check(self, eqn, name, here, src, dep):
@@ -846,12 +849,15 @@ class JaxTrace:
                 raise ValueError(f"JaxTrace.run: argument leaf {i} has shape {tuple(leaf.shape)}, "
                                  f"but {self.function_name} was traced at shape {shape}")
             values.append(leaf)
-        ctx = _Ctx(xp, self._jax, self)
+        ctx = _Ctx(xp)
         outs = _eval_jaxpr(ctx, self.closed_jaxpr.jaxpr, self.closed_jaxpr.consts, values, ())
         for k, o in enumerate(outs):
             if isinstance(o, _NonFinite):
                 raise NonFiniteConstantError(f"JaxTrace.run: result leaf {k} depends on the "
                                              f"non-finite constant from {o.origin}")
+        # Results that do not depend on the arguments (a zero derivative) are NumPy data until
+        # here; hand every result back as the namespace's own array.
+        outs = [xp.asarray(o) for o in outs]
         return tree_util.tree_unflatten(self._out_tree, outs)
 
 
