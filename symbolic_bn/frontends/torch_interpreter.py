@@ -152,25 +152,25 @@ def validate(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node]) -> None:
             if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or \
                     value.dtype not in _ALLOWED_DTYPES or value.layout != torch.strided:
                 raise UnsupportedTorchOp(
-                    f"UnsupportedTorchOp: constant {node.target} ({_short(value)}) is not a cpu "
+                    f"constant {node.target} ({_short(value)}) is not a cpu "
                     f"tensor of a real dtype ({_describe(node)})", op="get_attr", node=node.name)
             continue
         if node.op != "call_function":
-            raise UnsupportedTorchOp(f"UnsupportedTorchOp: {node.op} {node.target} ({_describe(node)})",
+            raise UnsupportedTorchOp(f"{node.op} {node.target} ({_describe(node)})",
                                      op=str(node.target), node=node.name)
         if node.target is GETITEM:
             continue
         name = str(node.target)
         rule = OPS.get(name) if isinstance(node.target, torch._ops.OpOverload) else None
         if rule is None:
-            raise UnsupportedTorchOp(f"UnsupportedTorchOp: {name} ({_describe(node)})",
+            raise UnsupportedTorchOp(f"{name} ({_describe(node)})",
                                      op=name, node=node.name, location=node_location(node))
         args = bind_args(node)
         defaults = _defaults(node)
         for key, value in args.items():
             if key not in rule.accepts and not _same(value, defaults.get(key)):
                 raise UnsupportedTorchOp(
-                    f"UnsupportedTorchOp: {name} with {key}={value!r} ({_describe(node)})",
+                    f"{name} with {key}={value!r} ({_describe(node)})",
                     op=name, node=node.name, location=node_location(node))
         try:
             if rule.check is not None:
@@ -181,7 +181,7 @@ def validate(gm: torch.fx.GraphModule, nodes: list[torch.fx.Node]) -> None:
                 if t.device.type != "cpu":
                     raise RefusedOp(f"makes a tensor on device {t.device}")
         except RefusedOp as exc:
-            raise UnsupportedTorchOp(f"UnsupportedTorchOp: {name} {exc} ({_describe(node)})",
+            raise UnsupportedTorchOp(f"{name} {exc} ({_describe(node)})",
                                      op=name, node=node.name, location=node_location(node)) from None
 
 
@@ -433,7 +433,7 @@ class _Run:
         offset = records.get("storage_offset")
         if offset is None:
             if base.positions.size == 0:
-                raise UnsupportedTorchOp(f"UnsupportedTorchOp: {node.target} of an empty tensor "
+                raise UnsupportedTorchOp(f"{node.target} of an empty tensor "
                                          f"({_describe(node)})", op=str(node.target), node=node.name)
             offset = int(base.positions.reshape(-1)[0])
         positions = _strided_positions(size, stride, int(offset))
@@ -445,7 +445,7 @@ class _Run:
         take = np.where(inside, index_in_base[np.clip(wanted, 0, index_in_base.size - 1)], -1)
         if (take < 0).any():
             raise UnsupportedTorchOp(
-                f"UnsupportedTorchOp: {node.target} (size={list(size)}, stride={list(stride)}, "
+                f"{node.target} (size={list(size)}, stride={list(stride)}, "
                 f"storage_offset={offset}) reads storage its input does not cover, so it is not a "
                 f"plain view of its input ({_describe(node)})", op=str(node.target), node=node.name)
         xp = self.module_for(base)
