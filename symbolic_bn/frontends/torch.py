@@ -16,8 +16,9 @@ How the graph is made
 * fused kernels are replaced by torch's reference decompositions into primitive aten ops
   (:func:`decomposition_table`: torch's core-aten table plus the normalization kernels of
   :data:`DECOMPOSED_OPS`).  What is interpreted is therefore torch's autograd with
-  ``native_batch_norm_backward`` & co. expanded as ``torch._decomp`` writes them -- the same
-  mathematics as the C++ kernels, not their floating-point code;
+  ``native_batch_norm_backward`` & co. expanded as ``torch._decomp`` writes them: torch's Python
+  reference decompositions of the C++ kernels, not the kernels' own code (a verdict about a
+  kernel should be re-confirmed by running torch eager in float64);
 * "real" rather than "fake" mode because fake tensors cannot trace nested forward mode
   (``jvp(jvp(f))``) through a function with a second tensor input in torch 2.13.0 (an internal
   assert in ``aten._make_dual``, measured); in real mode the example values are computed with
@@ -40,8 +41,9 @@ is refused at trace time with :class:`UnsupportedTorchOp` naming the op and the 
 semantics (in-place ops, views, ``as_strided``, ``empty``) are modelled, see
 :mod:`symbolic_bn.frontends.torch_interpreter`.
 
-Numbers.  Python floats written into the graph (``1e-05`` for eps, ``0.16666666666666666`` for
-``1/6`` in a decomposition's mean) are passed to ``xp`` as Python floats, unchanged; every one is
+Numbers.  Python floats written into the graph (``1e-05`` for eps; ``0.16666666666666666`` =
+``1/N`` for a statistics group of 6 in ``native_batch_norm_backward``'s decomposition; ``3/N`` in
+the batch-norm double backward) are passed to ``xp`` as Python floats, unchanged; every one is
 listed in :attr:`TorchTrace.float_constants` with the node that held it.  Tensor constants are
 converted with ``xp.asarray``.  Ints are exact.  Same-dtype float arithmetic is read as real
 arithmetic; conversions between float dtypes are refused (rounding is not modelled).
