@@ -63,7 +63,8 @@ import numpy as np
 import sympy
 
 from ..obligations.certificate import Certificate, Obligation
-from ..exact.decide import BudgetExceeded, decide_zero, differ_exactly, sign_exactly, time_budget, to_exact
+from ..exact.budget import BudgetExceeded, check_budget, time_budget
+from ..exact.decide import decide_zero, differ_exactly, sign_exactly, to_exact
 
 __all__ = [
     "BatchNormParams", "scale", "offset", "ibp", "affine", "deriv", "second_deriv", "prove",
@@ -1243,11 +1244,9 @@ def prove(budget: float | None = 60.0, rules: dict | None = None) -> Certificate
     ``rules`` replaces any of :data:`DEFAULT_RULES` (keys ``scale``, ``offset``, ``ibp``,
     ``affine``, ``deriv``, ``second_deriv``; same signatures) -- for instance with a deliberately
     wrong rule, which is then reported 'failed' with an exact counterexample.  ``budget``: seconds
-    per obligation (None: unbounded).
+    per obligation (``None`` or ``math.inf``: unbounded; see :func:`symbolic_bn.exact.budget.check_budget`).
     """
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or not budget > 0):
-        raise ValueError(f"budget must be a positive number of seconds or None, got {budget!r}")
+    budget = check_budget(budget)
     if rules is None:
         rules = {}
     if not isinstance(rules, dict):
