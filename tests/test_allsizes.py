@@ -866,3 +866,38 @@ def test_script_json_and_exit_codes(capsys, monkeypatch):
         script.main(["--sizes", "0"])
     with pytest.raises(SystemExit):
         script.main(["--budget", "-1"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 11.7: inexact numbers in closed forms are refused, never decided
+
+
+def _closed_form_with_dbeta(fn):
+    return A.ClosedForm(name=fn.__name__, dx=A._cf_dx, dgamma=A._cf_dgamma, dbeta=fn, jvp=A._cf_jvp)
+
+
+def _dbeta_sympy_float_one(M, c):      # true if 1.0 is read as 1: still refused
+    return sympy.Float(1.0) * M.sum(lambda j: M.g(c, j))
+
+
+def _dbeta_python_float_wrong(M, c):   # was a TypeError escaping from the decision
+    return 1.5 * M.sum(lambda j: M.g(c, j))
+
+
+def _dbeta_float_inside_sum(M, c):
+    return 2 * M.sum(lambda j: 0.5 * M.g(c, j))
+
+
+def _dbeta_string(M, c):               # never parsed
+    return "Σ g"
+
+
+@pytest.mark.parametrize("fn, match", [
+    (_dbeta_sympy_float_one, r"inexact number\(s\) 1\.0+ \(a SymPy Float or a Python float\)"),
+    (_dbeta_python_float_wrong, r"inexact number\(s\) 1\.50+"),
+    (_dbeta_float_inside_sum, r"inexact number"),
+    (_dbeta_string, r"not a number or SymPy expression"),
+])
+def test_inexact_or_non_expression_closed_forms_are_refused_naming_the_claim(fn, match):
+    with pytest.raises(ValueError, match=r"^claim backprop_dbeta_closed_form: .*" + match):
+        A.prove_all_sizes(closed_form=_closed_form_with_dbeta(fn), only=["backprop_dbeta_closed_form"])

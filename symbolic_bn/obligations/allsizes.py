@@ -53,7 +53,17 @@ wrong statement is refuted by an exact counterexample at a concrete ``N`` and ra
 What is *not* covered for symbolic sizes: full-context seeds (seeds on intermediate slots; the
 per-node VJP = Jᵀδ / JVP = J·t laws are proved, their composition for arbitrary seeds only at
 concrete shapes by the concrete-shape engine), the totalized behaviour at ``var_c + ε ≤ 0``, and
-``N = 0``.
+``N = 0``.  A closed form or rule is a Python function: what is proved is the expression it
+builds for a *symbolic* N (and confirmed at the concrete sizes), so a function that branches on
+the value of N (``if M.N == 7: ...``; SymPy's structural ``==`` is False for the symbol) is only
+covered where the branch it takes for the symbol is the one it takes at that N -- a branch taken
+only at some N outside the confirmation sizes is not seen.
+
+Inexact numbers are refused, never decided: a closed form or rule whose sides contain a SymPy
+``Float`` (a Python float multiplied in becomes one) raises ``ValueError`` naming the claim, even
+when the statement would hold for the Float read as an exact binary number (``1.0 * x = x``); a
+side that is not a number or SymPy expression (a string) raises ``ValueError`` too (it is never
+parsed).
 
 Public API: :func:`prove_all_sizes`, :class:`ClosedForm`, :data:`STANDARD_CLOSED_FORM`,
 :data:`VJP_RULES`, :data:`JVP_RULES`, :data:`STAGES`, :data:`RULES`, the backends
@@ -73,7 +83,8 @@ import sympy
 from sympy import Add, Integer, Mul, Rational, Symbol
 
 from .certificate import Certificate, Obligation
-from ..exact.decide import BudgetExceeded, decide_zero, differ_exactly, time_budget
+from ..exact.budget import BudgetExceeded, check_budget, time_budget
+from ..exact.decide import decide_zero, differ_exactly
 
 __all__ = [
     "Ix", "SymbolicBackend", "ConcreteBackend", "Model", "ClosedForm", "STANDARD_CLOSED_FORM",
@@ -387,7 +398,7 @@ def _canon_term(term):
 
 def normalize(expr):
     """Expanded polynomial in the atoms, with deltas canonical (rule delta-subst)."""
-    expr = sympy.expand(sympy.sympify(expr))
+    expr = sympy.expand(sympy.sympify(expr, strict=True))  # numbers and expressions, never strings
     if not any(_kind(s) == "delta" for s in expr.free_symbols):
         return expr
     return sympy.expand(Add(*[_canon_term(t) for t in Add.make_args(expr)]))
@@ -1120,7 +1131,9 @@ def _evaluate(expr, point):
 
 def _concrete_sides(claim, n, channels, assignment, be=None):
     be = be or ConcreteBackend(n, channels)
-    return _as_tuple(claim.lhs(be, assignment)), _as_tuple(claim.rhs(be, assignment))
+    L, R = _as_tuple(claim.lhs(be, assignment)), _as_tuple(claim.rhs(be, assignment))
+    _refuse_inexact(claim, list(L) + list(R))
+    return L, R
 
 
 def _assignments(claim, n, channels):
@@ -1362,8 +1375,19 @@ def _check_conditions(claim, conditions):
     return texts, missing
 
 
+def _refuse_inexact(claim: Claim, values):
+    """A Float (a SymPy Float, or a Python float a closed form or rule multiplied in) has no
+    exact meaning we may assume: the claim is refused, never decided (not even '1.0 * x = x')."""
+    floats = sorted({str(f) for v in values for f in sympy.sympify(v).atoms(sympy.Float)})
+    if floats:
+        raise ValueError(f"claim {claim.name}: the closed form or rule it uses contains the inexact "
+                         f"number(s) {', '.join(floats[:3])} (a SymPy Float or a Python float); "
+                         f"exact decisions need exact numbers: use ints or sympy.Rational")
+
+
 def run_claim(claim: Claim, *, budget: float | None = 60.0, sizes=range(1, 7)) -> Obligation:
     """Decide one claim for symbolic sizes, then confirm it at the concrete sizes."""
+    budget = check_budget(budget)
     start = time.perf_counter()
     log = _Log()
     token = _LOG.set(log)
@@ -1374,8 +1398,14 @@ def run_claim(claim: Claim, *, budget: float | None = 60.0, sizes=range(1, 7)) -
         with time_budget(budget):
             be = SymbolicBackend()
             idx = {name: Ix(name, rng) for name, rng in claim.free}
-            Lnf = [normalize(v) for v in _as_tuple(claim.lhs(be, idx))]
-            Rnf = [normalize(v) for v in _as_tuple(claim.rhs(be, idx))]
+            try:
+                Lnf = [normalize(v) for v in _as_tuple(claim.lhs(be, idx))]
+                Rnf = [normalize(v) for v in _as_tuple(claim.rhs(be, idx))]
+            except sympy.SympifyError as exc:
+                raise ValueError(f"claim {claim.name}: a side is not a number or SymPy expression "
+                                 f"({exc}); closed forms and rules must return SymPy expressions"
+                                 ) from None
+            _refuse_inexact(claim, Lnf + Rnf)
             if len(Lnf) != len(Rnf):
                 raise ValueError(f"claim {claim.name}: lhs and rhs have different lengths")
             decided = [decide_nf(a - b) for a, b in zip(Lnf, Rnf)]
@@ -1978,14 +2008,13 @@ def prove_all_sizes(budget: float | None = 60.0, *, closed_form: ClosedForm | No
     """Certificate "BatchNormChannelFirst, all sizes": every obligation for symbolic N = H·W
     (and symbolic C), each confirmed at N = ``sizes``.
 
-    ``budget``: seconds per obligation (``None``: unbounded).  ``closed_form``: the closed form to
+    ``budget``: seconds per obligation (``None`` or ``math.inf``: unbounded; see
+    :func:`symbolic_bn.exact.budget.check_budget`).  ``closed_form``: the closed form to
     check (default :data:`STANDARD_CLOSED_FORM`).  ``vjp_rules``: overrides of :data:`VJP_RULES`
     by node kind, ``jvp_rules`` of :data:`JVP_RULES` (so that tests can pass wrong rules).
     ``sizes``: the concrete N of the confirmation.  ``only``: names of the obligations to run.
     """
-    if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-            raise ValueError(f"budget must be a positive number of seconds or None, got {budget!r}")
+    budget = check_budget(budget)
     if closed_form is not None and not isinstance(closed_form, ClosedForm):
         raise ValueError(f"closed_form must be a ClosedForm, got {type(closed_form).__name__}")
     if vjp_rules is not None:
