@@ -167,3 +167,105 @@ def test_bad_input_and_seed_shapes():
         g.evaluate({**good, "gamma": [float("nan"), 1]})
     with pytest.raises(ValueError, match="not a rectangular array"):
         g.evaluate({**good, "x": [[[1, 2], [3]], [[1, 2], [3, 4]]]})
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 11.7: what an ε may be; nodes with wrong shapes or VJPs that reach later slots
+
+@pytest.mark.parametrize("eps, why", [
+    (sympy.sqrt(2), "irrational"), (sympy.I, "not real"), (sympy.pi, "irrational"),
+    (sympy.Symbol("e"), "not known to be real"), (2 * sympy.Symbol("e", real=True), "an expression"),
+])
+def test_eps_must_be_rational_or_a_real_symbol(eps, why):
+    with pytest.raises(ValueError, match="^eps must be a rational number or a real SymPy Symbol") as info:
+        batchnorm_channel_first(1, 1, 2, eps=eps)
+    assert why in str(info.value)
+
+
+@pytest.mark.parametrize("eps", [sympy.Symbol("e", real=True), sympy.Symbol("e", positive=True),
+                                 sympy.Symbol("e", negative=True), sympy.Rational(1, 3)])
+def test_rational_and_real_symbol_eps_are_kept(eps):
+    assert batchnorm_channel_first(1, 1, 2, eps=eps).eps == eps
+
+
+def test_non_real_entries_are_refused_naming_the_entry():
+    g = batchnorm_channel_first(1, 1, 2)
+    with pytest.raises(ValueError, match=r"inputs\['x'\]: entry \(0, 0, 1\) is not a real number \(I\)"):
+        g.evaluate({"x": np.array([[[1, sympy.I]]], dtype=object), "gamma": [1], "beta": [0]})
+
+
+def _node(graph, name):
+    return next(n for n in graph.nodes if n.name == name)
+
+
+def test_a_replacement_with_an_inconsistent_declared_shape_is_refused_naming_node_and_shapes():
+    from symbolic_bn.graphs import nodes as N
+
+    g = batchnorm_channel_first(1, 1, 2, eps=Fraction(1, 10))
+    old = _node(g, "normalized")
+    with pytest.raises(ValueError, match=r"node 'normalized' \(mul\) declares shape \(1,\) from inputs "
+                                         r"'centered' \(1, 2\), 'inv_std_b' \(1, 2\)"):
+        g.replace("normalized", N.Mul(name="normalized", inputs=old.inputs, shape=(1,)))
+    with pytest.raises(ValueError, match=r"node 'mean' \(rowMean\) declares shape \(2,\)"):
+        g.replace("mean", N.RowMean(name="mean", inputs=("xMat",), shape=(2,)))
+    with pytest.raises(ValueError, match=r"node 'mean_b' \(broadcastRow\) declares shape \(2, 2\)"):
+        g.replace("mean_b", N.BroadcastRow(name="mean_b", inputs=("mean",), shape=(2, 2)))
+    with pytest.raises(ValueError, match=r"node 'xMat' \(reshape\).*cannot reshape \(1, 1, 2\) to \(1, 3\)"):
+        g.replace("xMat", N.Reshape(name="xMat", inputs=("x",), shape=(1, 3)))
+    with pytest.raises(ValueError, match=r"node 'centered' \(sub\).*reads 1 slot\(s\), a sub node reads 2"):
+        g.replace("centered", N.Sub(name="centered", inputs=("xMat",), shape=(1, 2)))
+
+
+def test_a_forward_of_the_wrong_shape_is_a_value_error_naming_the_node():
+    from dataclasses import dataclass
+
+    from symbolic_bn.graphs import nodes as N
+
+    @dataclass(eq=False)
+    class Truncating(N.Mul):
+        def forward(self, alg, a, b):
+            return (a * b)[:, :1]
+
+    g = batchnorm_channel_first(1, 1, 2, eps=Fraction(1, 10))
+    old = _node(g, "normalized")
+    g2 = g.replace("normalized", Truncating(name="normalized", inputs=old.inputs, shape=old.shape))
+    with pytest.raises(ValueError, match=r"node 'normalized' \(mul\) produced shape \(1, 1\), expected \(1, 2\)"):
+        g2.evaluate({"x": [[[1, 2]]], "gamma": [3], "beta": [4]})
+
+
+def test_a_vjp_that_reaches_a_later_slot_or_returns_a_wrong_shape_names_node_slot_and_shapes():
+    from dataclasses import dataclass
+
+    from symbolic_bn.graphs import nodes as N
+
+    @dataclass(eq=False)
+    class LaterSlot(N.Mul):
+        def vjp(self, alg, args, delta):
+            return [("yMat", delta * args[1]), (self.inputs[1], delta * args[0])]
+
+    @dataclass(eq=False)
+    class WrongShape(N.Mul):
+        def vjp(self, alg, args, delta):
+            return [(self.inputs[0], (delta * args[1])[:, :1]), (self.inputs[1], delta * args[0])]
+
+    g = batchnorm_channel_first(1, 1, 2, eps=Fraction(1, 10))
+    old = _node(g, "normalized")
+    point = {"x": [[[1, 2]]], "gamma": [3], "beta": [4]}
+    seed = {"yChw": [[[1, 1]]]}
+    later = g.replace("normalized", LaterSlot(name="normalized", inputs=old.inputs, shape=old.shape))
+    with pytest.raises(ValueError, match=r"node 'normalized' \(mul\) sends a cotangent to 'yMat' \(1, 2\), "
+                                         r"which is a later slot.*inputs are \['centered', 'inv_std_b'\]"):
+        later.backprop(point, seed)
+    wrong = g.replace("normalized", WrongShape(name="normalized", inputs=old.inputs, shape=old.shape))
+    with pytest.raises(ValueError, match=r"node 'normalized' \(mul\): VJP contribution to 'centered' has "
+                                         r"shape \(1, 1\), expected \(1, 2\)"):
+        wrong.backprop(point, seed)
+    # the validated per-node entry point the prover can use
+    values = g.evaluate(point)
+    pairs = g.node_vjp(old, g_alg(), [values[i] for i in old.inputs], np.array([[1, 1]], dtype=object))
+    assert [slot for slot, _ in pairs] == list(old.inputs)
+
+
+def g_alg():
+    from symbolic_bn.exact.algebra import EXACT
+    return EXACT

@@ -1,6 +1,17 @@
 """Exact numbers from what users type: ints, Fractions, floats, strict decimal strings, SymPy numbers.
 
 Nothing goes through ``eval`` or ``sympify``.
+
+* :func:`to_exact` -- any real scalar the engine may meet (entries, parameters, bounds): a number
+  becomes an exact SymPy Rational, an exact SymPy number or expression passes through; SymPy
+  numbers that are not real (``sympy.I``, ``1 + 2*I``) are refused.
+* :func:`to_exact_eps` -- what an ε may be.  The exact engine works in polynomial rings over ℚ
+  whose generators are the entries' symbols and ε, so ε must be **a rational number** (given as
+  an int, float, Fraction, decimal/fraction string or SymPy Rational) **or a real SymPy Symbol**
+  (``real=True``, or an assumption implying it such as ``positive=True``).  Irrational numbers
+  (``sympy.sqrt(2)``, ``sympy.pi``), non-real numbers (``sympy.I``), Symbols without a real
+  assumption and other expressions (``2*e``) are refused with a one-line ``ValueError`` naming
+  the argument.
 """
 from __future__ import annotations
 
@@ -41,6 +52,8 @@ def to_exact(value, *, name: str = "value"):
                              f"decimal string or Python float")
         if isinstance(value, sympy.Rational):
             return _bounded(value, name)
+        if getattr(value, "is_number", False) and value.is_real is False:
+            raise ValueError(f"{name} must be a real number, got {value} (not real)")
         return value
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got a bool")
@@ -74,3 +87,33 @@ def to_exact(value, *, name: str = "value"):
         return _bounded(sympy.Rational(fr.numerator, fr.denominator), name)
     raise TypeError(f"{name} must be an int, float, Fraction, decimal string or SymPy number, "
                     f"got {type(value).__name__}")
+
+
+def to_exact_eps(value, *, name: str = "eps"):
+    """An ε for the exact engine: a rational number (as :func:`to_exact` reads it, so ``1e-6``
+    is exactly 10⁻⁶) or a real SymPy Symbol; anything else is a ``ValueError`` naming ``name``.
+
+    ``None`` is not handled here: callers choose their own default (the graphs use a real symbol).
+    """
+    what = f"{name} must be a rational number or a real SymPy Symbol"
+    if isinstance(value, sympy.Symbol):
+        if value.is_real is not True:
+            raise ValueError(f"{what}; the Symbol {value} is not known to be real "
+                             f"(declare it as sympy.Symbol({value.name!r}, real=True))")
+        return value
+    if isinstance(value, sympy.Basic) and not isinstance(value, (sympy.Rational, sympy.Float)):
+        if not value.has(sympy.nan, sympy.oo, -sympy.oo, sympy.zoo):
+            if value.is_number and value.is_real is False:
+                kind = "not real"
+            elif value.is_number:
+                kind = "irrational" if value.is_rational is False else "not a rational number"
+            else:
+                kind = "an expression, not a Symbol"
+            raise ValueError(f"{what}; got {value} ({kind})")
+    try:
+        exact = to_exact(value, name=name)
+    except TypeError as exc:  # a bool, a list, ...: a bad value of the argument, one line
+        raise ValueError(f"{what}; got {type(value).__name__} {str(value)[:40]}") from None
+    if not isinstance(exact, sympy.Rational):  # pragma: no cover - to_exact returns Rationals here
+        raise ValueError(f"{what}; got {exact}")
+    return exact

@@ -26,7 +26,11 @@ PyTorch's BatchNorm2d over N×H×W with running statistics).
 ``eps``: ``None`` gives a real symbol ``ε`` (no sign assumption: the theorem only assumes
 ``var_c + ε > 0``); a number gives that exact value -- a Python float through its shortest
 round-trip decimal (``1e-6`` is exactly 10⁻⁶, TorchLean's ``Numbers.epsilon`` over ℝ), a string
-parsed strictly as a decimal or fraction, or a ``Fraction``/SymPy Rational as is.
+parsed strictly as a decimal or fraction, or a ``Fraction``/SymPy Rational as is; a SymPy Symbol
+must be real (``real=True`` or an assumption implying it).  The exact engine computes over ℚ with
+ε as a generator, so irrational (``sympy.sqrt(2)``), non-real (``sympy.I``) and other symbolic
+ε (``2*e``) are refused with a ``ValueError`` naming ``eps``
+(:func:`symbolic_bn.exact.numbers.to_exact_eps`).
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import numbers
 import sympy
 
 from . import nodes as N
-from ..exact.decide import to_exact
+from ..exact.numbers import to_exact_eps
 from .graph import Graph
 
 EPS_SYMBOL = sympy.Symbol("ε", real=True)
@@ -84,12 +88,11 @@ def check_shape(C, H, W):
 
 
 def convert_eps(eps):
-    """``None`` → the real symbol ε; numbers → exact values (see module docstring)."""
+    """``None`` → the real symbol ε; a rational number → its exact value; a real Symbol as is.
+    Anything else is a ``ValueError`` naming ``eps`` (see the module docstring)."""
     if eps is None:
         return EPS_SYMBOL
-    if isinstance(eps, sympy.Symbol):
-        return eps
-    return to_exact(eps, name="eps")
+    return to_exact_eps(eps, name="eps")
 
 
 class BatchNormGraph(Graph):

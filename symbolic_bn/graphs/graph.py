@@ -22,7 +22,8 @@ import numpy as np
 import sympy
 
 from ..exact.algebra import EXACT, ExactAlgebra
-from ..exact.decide import to_exact
+from ..exact.numbers import to_exact
+from . import nodes as N
 from .nodes import Node
 
 
@@ -50,6 +51,8 @@ def _object_array(value, shape, *, what: str):
             if v.atoms(sympy.Float):
                 raise ValueError(f"{what}: entry {idx} contains an inexact Float ({v}); "
                                  f"use Rational or a Python float")
+            if v.is_number and v.is_real is False:
+                raise ValueError(f"{what}: entry {idx} is not a real number ({v})")
             out[idx] = v
         else:
             try:
@@ -57,6 +60,35 @@ def _object_array(value, shape, *, what: str):
             except TypeError as exc:
                 raise TypeError(f"{what}: entry {idx}: {exc}") from None
     return out
+
+
+def _shape_problem(node: Node, in_shapes: list) -> str | None:
+    """Why the declared output shape of a built-in node kind cannot be what it computes from
+    inputs of ``in_shapes`` (None when consistent, or for node classes it does not know)."""
+    out = tuple(node.shape)
+    arity = {N.Reshape: 1, N.RowMean: 1, N.BroadcastRow: 1, N.BroadcastCol: 1, N.Elemwise: 1,
+             N.Add: 2, N.Sub: 2, N.Mul: 2}
+    for cls, k in arity.items():
+        if isinstance(node, cls) and len(in_shapes) != k:
+            return f"reads {len(in_shapes)} slot(s), a {node.kind} node reads {k}"
+    if isinstance(node, N.Reshape):
+        if int(np.prod(in_shapes[0], dtype=int)) != int(np.prod(out, dtype=int)):
+            return f"cannot reshape {in_shapes[0]} to {out} (different sizes)"
+        if node.in_shape and tuple(node.in_shape) != in_shapes[0]:
+            return f"declares in_shape {tuple(node.in_shape)}, but its input has shape {in_shapes[0]}"
+    elif isinstance(node, N.RowMean):
+        if len(in_shapes[0]) != 2 or out != in_shapes[0][:1]:
+            return f"a row mean of shape {in_shapes[0]} has shape {in_shapes[0][:1]}"
+    elif isinstance(node, N.BroadcastRow):
+        if len(in_shapes[0]) != 1 or len(out) != 2 or out[0] != in_shapes[0][0]:
+            return f"broadcasting rows of {in_shapes[0]} gives (m, n) with m = {in_shapes[0][:1]}"
+    elif isinstance(node, N.BroadcastCol):
+        if len(in_shapes[0]) != 1 or len(out) != 2 or out[1] != in_shapes[0][0]:
+            return f"broadcasting columns of {in_shapes[0]} gives (m, n) with n = {in_shapes[0][:1]}"
+    elif isinstance(node, (N.Elemwise, N.Add, N.Sub, N.Mul)):
+        if any(sh != out for sh in in_shapes):
+            return "an elementwise node needs inputs of its own shape"
+    return None
 
 
 def zeros(shape, zero):
@@ -74,11 +106,18 @@ class Graph:
         self.nodes: list[Node] = list(nodes)
         seen = dict(self.input_shapes)
         for node in self.nodes:
+            if not isinstance(node, Node):
+                raise TypeError(f"graph nodes must be Node objects, got {type(node).__name__}")
             for i in node.inputs:
                 if i not in seen:
                     raise ValueError(f"node {node.name!r} reads {i!r}, which is not an earlier slot")
             if node.name in seen:
                 raise ValueError(f"slot {node.name!r} is written twice")
+            problem = _shape_problem(node, [seen[i] for i in node.inputs])
+            if problem:
+                ins = ", ".join(f"{i!r} {seen[i]}" for i in node.inputs)
+                raise ValueError(f"node {node.name!r} ({node.kind}) declares shape {tuple(node.shape)} "
+                                 f"from inputs {ins}: {problem}")
             seen[node.name] = tuple(node.shape)
         self.shapes = seen
 
@@ -179,12 +218,41 @@ class Graph:
                 cot[k] = zeros(shape, algebra.zero)
         for node in reversed(self.nodes):
             args = [values[i] for i in node.inputs]
-            for slot, contribution in node.vjp(algebra, args, cot[node.name]):
-                if slot not in cot or slot == node.name or self.slots.index(slot) >= self.slots.index(node.name):
-                    raise ValueError(f"node {node.name!r} sends a cotangent to {slot!r}, "
-                                     f"which is not an earlier slot")
-                if getattr(contribution, "shape", None) != self.shapes[slot]:
-                    raise ValueError(f"node {node.name!r}: VJP contribution to {slot!r} has shape "
-                                     f"{getattr(contribution, 'shape', None)}, expected {self.shapes[slot]}")
+            for slot, contribution in self.node_vjp(node, algebra, args, cot[node.name]):
                 cot[slot] = cot[slot] + contribution
         return {k: cot[k] for k in self.input_names}
+
+    def node_vjp(self, node: Node, algebra, args, delta) -> list:
+        """``node.vjp(algebra, args, delta)`` as a list of (slot, contribution), validated: every
+        slot must be one the node can reach -- an input or an intermediate written *before* it
+        -- and every contribution an array of that slot's shape.  Otherwise a one-line
+        ``ValueError`` names the node, the slot and the shapes (callers that compute VJPs
+        themselves, like the prover, should go through this)."""
+        out = node.vjp(algebra, args, delta)
+        try:
+            pairs = list(out)
+        except TypeError:
+            raise ValueError(f"node {node.name!r} ({node.kind}): its VJP must return a list of "
+                             f"(slot, contribution) pairs, got {type(out).__name__}") from None
+        order = {k: i for i, k in enumerate(self.shapes)}
+        checked = []
+        for item in pairs:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise ValueError(f"node {node.name!r} ({node.kind}): its VJP must return "
+                                 f"(slot, contribution) pairs, got {item!r:.80}")
+            slot, contribution = item
+            if slot not in order:
+                raise ValueError(f"node {node.name!r} ({node.kind}) sends a cotangent to {slot!r}, "
+                                 f"which is not a slot of the graph (its inputs are "
+                                 f"{list(node.inputs)})")
+            if order[slot] >= order[node.name]:
+                where = "itself" if slot == node.name else "a later slot"
+                raise ValueError(f"node {node.name!r} ({node.kind}) sends a cotangent to {slot!r} "
+                                 f"{self.shapes[slot]}, which is {where}: a VJP may only reach the "
+                                 f"slots written before the node (its inputs are {list(node.inputs)})")
+            got = getattr(contribution, "shape", None)
+            if not isinstance(contribution, np.ndarray) or got != self.shapes[slot]:
+                raise ValueError(f"node {node.name!r} ({node.kind}): VJP contribution to {slot!r} "
+                                 f"has shape {got}, expected {self.shapes[slot]}")
+            checked.append((slot, contribution))
+        return checked
