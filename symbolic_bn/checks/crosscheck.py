@@ -16,6 +16,18 @@ Point families
   (variance comparable to eps, so eps matters and the centered values are small).
 * ``mixed_scales``   -- channels with spreads log-spaced from 1e−3 to 1e3 (jittered), means of the
   order of max(1, spread).
+* ``sparse``         -- per channel, x is zero except in its bottom-right ``min(H,2) × min(W,4)``
+  corner (at most ``SPARSE_NONZEROS = 8`` entries), which holds integers of magnitude ≤ 384 times
+  a power of two with every row and every column of the corner summing to exactly 0; grad_out is
+  small integers (|g| ≤ 5, not constant in a channel), in the corner with the sign of x (so that
+  dγ = Σ g·x̂ does not cancel).  Here the sums a correct implementation
+  forms are exact or nearly so: Σx, Σ(x − μ)² and Σg are sums of exactly representable integers
+  (times a power of two), exact in float32 and float64 in *any* order, so μ = 0 exactly, and the
+  only rounded sum, Σ g·x̂, has at most 8 nonzero terms.  One-pass (Welford) updates are nearly
+  exact too, in row-major or column-major order, sequential, blocked or in interleaved lanes:
+  the running mean returns to ~0 after each row and each column of the corner, so the zeros are
+  never combined with a large running mean.  This family is what catches an N − 1 variance at
+  large N (see "What the bound can and cannot catch").
 * ``user``           -- the dicts given in ``inputs``.
 
 Points are assigned to families round-robin; point ``i`` is generated from
@@ -59,7 +71,9 @@ Propagating both through the closed forms (S1 = Σg, S2 = Σ g x̂, k = |γ_c| r
     dx_{c,p} : E = k (N|g_p| + |S1| + |x̂_p||S2| + |x̂_p| Σ|g| a + a_p |S2|)
                R = k (Σ|g| + |x̂_p| (A r |S1| + Σ|g x̂|) + (A r + |x̂_p|) |S2|) + |dx_p|
 
-The growth factor is ``growth(N) = √N``, not the worst-case ``N − 1`` of recursive summation.
+The growth factor is ``growth(N) = √N``, not the worst-case ``N − 1`` of recursive summation;
+for the ``sparse`` family it is ``growth(k)`` with ``k ≤ 8`` the number of nonzero entries of x
+in a channel (the only rounded sum has at most k nonzero terms, see the family).
 The worst case needs every rounding error of a sum to have the same sign; with rounding errors
 that behave like independent zero-mean variables the error of a sum of N terms is at most
 ``λ√N·u·Σ|terms|`` with high probability (Higham & Mary, "A new approach to probabilistic
@@ -70,22 +84,47 @@ the large elementwise scale ``Σ|g|a`` of dγ at ``large_mean``, allowed a dγ t
 factor of 335 at 1×32×32 in float32.  ``c = 8`` bounds the number of elementwise roundings
 that reach one component (about 6 for y, 8 for dx, counted for the two-pass, division and fused
 forms) and is the ``λ`` (times the 2–3 chained reductions) of the √N term.  Measured worst
-``err/bound``, over every family, seeds 0 and 1 and shapes from 1×1×2 to 3×16×16 and 1×32×32,
-float32 and float64: ≤ 0.08 for our runtime, ≤ 0.09 for PyTorch's ``instance_norm``, and ≤ 0.11
-for two-pass variants with *recursive* (sequential, ``cumsum``) summation and with the fused
-scale/shift x̂ -- a margin of ~10 on the most error-prone correct evaluation tried, and the ratio
+``err/bound``, over every family, seeds 0 and 1 and shapes from 1×1×2 to 3×16×16 and 1×32×32
+(and 1×64×64, 1×128×128 with seed 0), float32 and float64: ≤ 0.09 for our runtime and for
+PyTorch's ``instance_norm``, ≤ 0.12 for two-pass variants with *recursive* (sequential,
+``cumsum``) summation and with the fused scale/shift x̂, and ≤ 0.1 for float32 one-pass (Welford)
+statistics -- a margin of ~8 on the most error-prone correct evaluation tried, and the ratio
 does not grow with N (the √N growth matches what the recursive sums actually do).  This is a
 realistic (probabilistic) bound, not a worst-case guarantee: an adversarial input whose rounding
 errors all align could in principle exceed it for a correct implementation; the generated families
 do not.  The bound is small enough to reject what matters:
 
-* an ``O(1)``-relative error in any output (missing 1/N, N−1 variance, sign error, dγ without x̂,
-  dx ≡ 0, any single output scaled by 1.5) exceeds it at well-conditioned points (``normal``),
-  where ``E`` and ``R`` are O(N·|ref|) at most and ``c·u·√N`` ≈ 1.5e−5 (float32, N = 1024);
+* an ``O(1)``-relative error in any output (missing 1/N, sign error, dγ without x̂, dx ≡ 0, any
+  single output scaled by 1.5) exceeds it at well-conditioned points (``normal``), where ``E``
+  and ``R`` are O(N·|ref|) at most and ``c·u·√N`` ≈ 1.5e−5 (float32, N = 1024);
 * a float32 forward with variance ``E[x²] − E[x]²`` has an error in ``var`` of order
   ``u·mean²``, i.e. ~6 in units of var at ``large_mean``, so y is off by O(|γ|) (or is NaN when
   the unclamped variance goes negative) while the bound is ≈ ``c·u·(a + √N·A r)·|γ|`` ≈ 0.03|γ|
   (2×4×4) to 0.16|γ| (1×32×32); the same cancellation in dγ alone is caught the same way.
+
+What the bound can and cannot catch: an N − 1 variance
+-------------------------------------------------------
+An N − 1 (Bessel-corrected) variance is *not* an O(1) error: it scales x̂ by about
+``1 − 1/(2N)``, a relative error of 1/(2N) that shrinks with N, while the bound allows a relative
+error of ``c·u·√N`` for what the reductions feed into x̂.  On the dense families the two meet at
+``1/(2N) ≈ c·u·√N``, i.e. N ≈ 10⁴ in float32 (err/bound of an N − 1 variance: 211 → 25 at
+N = 1024, 0.41 at 1×128×128 on ``normal``), far beyond any shape in float64.  On the ``sparse``
+family the reductions are (nearly) exact, so only the elementwise roundings remain and the
+N − 1 deviation stays above the bound much longer: err/bound ≈ 2.2·10⁵/N in float32 (211 at
+N = 1024, 53 at 4096, 13 at 16 384) and ≈ 10¹⁴/N in float64.
+
+Every run measures this instead of assuming it: for each point it also evaluates the reference
+with an N − 1 variance and records, per checked output that depends on the variance (y, dx,
+dγ), the largest ``|ref(N−1) − ref| / bound`` over its components in
+``CrosscheckResult.bessel_ratios``; ``bessel_ratio`` is the smallest of them (an N − 1 variance
+used for any one output must be caught).  ``bessel_caught`` is ``bessel_ratio > BESSEL_MARGIN =
+2`` (a float N − 1 implementation then fails even if its own
+rounding errors, at most one bound, all point against the deviation); ``N = 1`` counts as caught
+(an N − 1 variance is 0/0 there).  When it is false -- float32 with N ≳ 1.1·10⁵ (about 330×330)
+with the ``sparse`` family, N ≳ 10⁴ without it (``families`` not including ``sparse``, or fewer
+than 5 points) -- the printed table says ``WARNING: an N-1 (Bessel-corrected) variance could PASS
+this run`` and the RESULT line carries the warning: a PASS there does not rule out an N − 1
+variance.  Use float64, or a smaller H·W, to rule it out.
 
 NaN or inf returned by the implementation on a valid input point (finite inputs, var + eps > 0)
 is an *infinite error*: that output fails and ``CrosscheckResult.problems`` says "… returned NaN at
@@ -105,9 +144,12 @@ Bad arguments raise ``ValueError`` naming the argument.  ``eps`` may be 0 or neg
 generated families need ``var + eps > 0`` in every channel: if a generated point violates that
 (``eps ≤ 0`` with ``H·W = 1``, or ``eps`` below minus a channel variance) a ``ValueError`` names
 ``eps`` and the point; a user input that violates it is refused naming ``inputs[k]``.  A user
-function that raises, returns the wrong number of arrays, wrong shapes, non-real values, or
-modifies its inputs in place raises :class:`ImplementationError` (a ``ValueError``) naming the
-function, the family and the point: a malfunction is never reported as a pass.  NaN/inf outputs
+function that raises, returns the wrong number of arrays, wrong shapes or non-real values raises
+:class:`ImplementationError` (a ``ValueError``) naming the function, the family and the point: a
+malfunction is never reported as a pass.  Every call receives fresh copies of the point's arrays,
+so a function may write into its arguments (a backward that stores dx in ``grad_out``, an
+in-place ``x -= mean``): that cannot change the reference or any other call, is not an error, and
+is listed once per function and argument in ``CrosscheckResult.notes``.  NaN/inf outputs
 are failing results (see above), never a pass either.  All mpmath work happens inside
 ``mp.workdps(dps)``; the global precision is never changed.
 """
@@ -122,6 +164,8 @@ import mpmath
 import numpy as np
 from mpmath import mp
 
+from ..exact.budget import BudgetExceeded, check_budget, time_budget
+
 __all__ = [
     "crosscheck",
     "reference",
@@ -133,10 +177,18 @@ __all__ = [
     "FAMILIES",
     "BOUND_FACTOR",
     "BOUND_FORMULA",
+    "BESSEL_MARGIN",
+    "SPARSE_NONZEROS",
 ]
 
-FAMILIES = ("normal", "large_mean", "small_variance", "mixed_scales")
+FAMILIES = ("normal", "large_mean", "small_variance", "mixed_scales", "sparse")
 BOUND_FACTOR = 8
+#: Nonzero entries per channel of the ``sparse`` family (the length of its only rounded sums).
+SPARSE_NONZEROS = 8
+#: An exact N − 1 variance counts as caught when its deviation is more than this many bounds: a
+#: float implementation of it then exceeds the bound even if its own rounding errors (at most one
+#: bound, like a correct implementation's) all go against the deviation.
+BESSEL_MARGIN = 2
 BOUND_FORMULA = "|got-ref| <= (c*u*(|ref|+E) + c*u*sqrt(N)*R) * (1 + c*u*sqrt(N)*kappa)"
 MIN_DPS = 20
 _UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}
@@ -227,14 +279,15 @@ def _to_mp_vec(arr):
     return [mp.mpf(float(v)) for v in arr]
 
 
-def _ref_forward(xs, gam, bet, eps):
-    """Reference forward on mpf rows.  Returns dict of per-channel lists."""
+def _ref_forward(xs, gam, bet, eps, ddof=0):
+    """Reference forward on mpf rows.  Returns dict of per-channel lists.  ``ddof=1`` gives the
+    N − 1 (Bessel-corrected) variance, used only to measure whether that bug would be caught."""
     mean, var, std, r, xhat, y = [], [], [], [], [], []
     for c, row in enumerate(xs):
         n = len(row)
         m = mp.fsum(row) / n
         cen = [v - m for v in row]
-        v = mp.fsum(t * t for t in cen) / n
+        v = mp.fsum(t * t for t in cen) / (n - ddof)
         ve = v + eps
         if ve <= 0:
             raise ValueError(f"point outside the domain var + eps > 0 (channel {c}: var + eps = "
@@ -415,6 +468,55 @@ def _gen_grad(rng, shape):
     return rng.standard_normal(shape) + rng.uniform(-1.0, 1.0, size=C)[:, None, None]
 
 
+def _zero_sum_integers(rng, k):
+    """k nonzero integers of magnitude <= 3*128 summing to exactly 0 (k = 1: one nonzero)."""
+    vals = rng.integers(1, 129, size=k) * rng.choice(np.array([-1, 1]), size=k)
+    if k > 1:
+        vals[-1] = -int(vals[:-1].sum())
+        if vals[-1] == 0:
+            vals[0] += 1 if vals[0] > 0 else -1
+            vals[-1] = -int(vals[:-1].sum())
+    return vals
+
+
+def _gen_sparse(rng, shape):
+    """x and grad_out of the ``sparse`` family (see the module docstring).
+
+    Per channel, x is zero except in its bottom-right ``h × w`` corner (``h = min(H, 2)``,
+    ``w = min(W, 4)``, so at most :data:`SPARSE_NONZEROS` entries), which holds small integers times
+    a power of two with every row and every column summing to exactly 0 (``[[v], [−v]]`` with
+    Σv = 0).  grad_out is small integers, not constant in a channel."""
+    C, H, W = shape
+    n = H * W
+    h, w = min(H, 2), min(W, SPARSE_NONZEROS // 2)
+    x = np.zeros((C, H, W))
+    g = rng.integers(-4, 5, size=(C, H, W)).astype(np.float64)
+    for c in range(C):
+        if h == 2:
+            v = _zero_sum_integers(rng, w) if w > 1 else _zero_sum_integers(rng, 1)
+            block = np.stack([v, -v])
+        else:
+            block = _zero_sum_integers(rng, w)[None, :]
+        var = float((block.astype(np.float64) ** 2).sum()) / n if n > 1 else 1.0
+        target = 10.0 ** rng.uniform(-1.0, 1.0)
+        scale = 2.0 ** round(math.log2(math.sqrt(target / var)))
+        x[c, H - h:, W - w:] = block * scale
+        # in the corner, grad_out has the sign of x: Σ g·x̂ = dγ then does not cancel, which
+        # keeps dγ sensitive to an N − 1 variance (relative to its bound) at large N
+        g[c, H - h:, W - w:] = np.sign(block) * rng.integers(1, 5, size=block.shape)
+        if n > 1 and np.all(g[c] == g[c].flat[0]):
+            g[c].flat[0] += 1.0
+    return x, g
+
+
+def _reduction_terms(family, x):
+    """How many terms of the implementation's sums carry rounding errors (the N of growth(N))."""
+    n = x.shape[1] * x.shape[2]
+    if family == "sparse":
+        return max(1, int(np.max(np.count_nonzero(x.reshape(x.shape[0], -1), axis=1))))
+    return n
+
+
 def _gen_x(family, rng, shape, eps):
     C, H, W = shape
     if family == "normal":
@@ -480,16 +582,25 @@ def _note_nonfinite(problems, rep, arr, name, label, where):
                     "the inputs are finite and var + eps > 0: counted as an infinite error")
 
 
-def _call(fn, role, args, where):
+def _call(fn, role, args, names, where, notes):
+    """Call ``fn`` on fresh copies of the point's arrays (``args`` = arrays..., eps, xp).
+
+    Writing into an argument (a backward that stores dx in grad_out, an in-place ``x -= mean``)
+    is allowed: the function only ever sees copies, so the reference and later calls are
+    untouched.  It is recorded once per (function, argument) in ``notes``."""
     label = f"{_fname(fn, role)} at {where}"
-    copies = [a.copy() for a in args[:-2]]  # the arrays; eps and xp are the last two
+    arrays = [a.copy() for a in args[:-2]]  # the arrays; eps and xp are the last two
     try:
-        out = fn(*args)
+        out = fn(*arrays, *args[-2:])
+    except BudgetExceeded:
+        raise
     except Exception as exc:  # noqa: BLE001 - report any failure of the user's code
         raise ImplementationError(f"{label} raised {type(exc).__name__}: {exc}") from exc
-    for a, c in zip(args, copies):
-        if not np.array_equal(a, c):
-            raise ImplementationError(f"{label} modified its input arrays in place")
+    for name, a, original in zip(names, arrays, args):
+        if not np.array_equal(a, original, equal_nan=True):
+            key = f"{_fname(fn, role)} writes into its argument {name!r}"
+            if not any(m.startswith(key) for m in notes):
+                notes.append(f"{key} (first at {where}); allowed: it is given a copy")
     return out, label
 
 
@@ -558,10 +669,14 @@ class FamilyReport:
 
 @dataclass
 class CrosscheckResult:
-    """Outcome of :func:`crosscheck`.  ``ok`` is true iff every checked output is within bound.
+    """Outcome of :func:`crosscheck`.  ``ok`` is true iff every point was checked (``complete``)
+    and every checked output is within bound.
 
     ``problems`` lists, one message per (point, output), where the implementation returned NaN or
-    inf on a valid input point (scored as an infinite error)."""
+    inf on a valid input point (scored as an infinite error).  ``notes`` lists arguments the
+    functions wrote into (allowed).  ``bessel_ratios`` / ``bessel_ratio`` / ``bessel_caught``
+    say whether an N − 1 variance would have been caught (module docstring).  ``complete`` is
+    false when the time ``budget`` ran out after ``points_checked`` points."""
 
     ok: bool
     outputs: dict
@@ -578,9 +693,27 @@ class CrosscheckResult:
     unit_roundoff: float
     bound_factor: float
     checked: tuple
+    bessel_ratios: dict = field(default_factory=dict)
     forward_name: Optional[str] = None
     backward_name: Optional[str] = None
     problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    budget: Optional[float] = None
+    complete: bool = True
+    points_checked: int = 0
+
+    @property
+    def bessel_ratio(self) -> float:
+        """The smallest of :attr:`bessel_ratios`: how far the least sensitive checked output
+        would be off, in bounds, with an N − 1 variance."""
+        return min(self.bessel_ratios.values(), default=math.inf)
+
+    @property
+    def bessel_caught(self) -> bool:
+        """Whether this run would catch an N − 1 (Bessel-corrected) variance: true iff an exact
+        N − 1 variance deviates by more than :data:`BESSEL_MARGIN` bounds somewhere (see the
+        module docstring, "What the bound can and cannot catch")."""
+        return self.bessel_ratio > BESSEL_MARGIN
 
     def to_dict(self) -> dict:
         return _jsonable({
@@ -601,9 +734,15 @@ class CrosscheckResult:
                 "formula": BOUND_FORMULA,
                 "c": self.bound_factor,
                 "u": self.unit_roundoff,
-                "growth": "sqrt(N)",
+                "growth": "sqrt(N); sqrt(k), k <= 8 nonzero entries per channel, for family sparse",
             },
+            "bessel": {"ratio": self.bessel_ratio, "caught": self.bessel_caught,
+                       "margin": BESSEL_MARGIN, "per_output": dict(self.bessel_ratios)},
             "problems": list(self.problems),
+            "notes": list(self.notes),
+            "budget": self.budget,
+            "complete": self.complete,
+            "points_checked": self.points_checked,
             "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
             "families": {k: v.to_dict() for k, v in self.families.items()},
             "reference_check": list(self.reference_check),
@@ -616,7 +755,8 @@ class CrosscheckResult:
                      f"(as {self.dtype}: {self.eps_used!r})  shape={self.shape}  "
                      f"points={self.points}+{self.user_points} user  seed={self.seed}")
         lines.append(f"bound: {BOUND_FORMULA}, c = {self.bound_factor}, "
-                     f"u = {self.unit_roundoff:.3g}")
+                     f"u = {self.unit_roundoff:.3g} (family sparse: sqrt(k), k <= "
+                     f"{SPARSE_NONZEROS} nonzero entries, for sqrt(N))")
         head = (f"{'output':<8}{'max_abs':>12}{'max_rel':>12}{'max_ulp':>12}{'err/bound':>12}"
                 f"  {'worst at':<40}{'result':>7}")
         lines.append(head)
@@ -636,11 +776,32 @@ class CrosscheckResult:
                          f"|FD - <t,J^T g>| = {rc['fd_vs_vjp']:.1e}, "
                          f"|<Jt,g> - <t,J^T g>| = {rc['jvp_vs_vjp']:.1e} "
                          f"(threshold {rc['threshold']:.1e})")
+        per = ", ".join(f"{k} {v:.3g}" for k, v in self.bessel_ratios.items())
+        if self.bessel_caught:
+            lines.append(f"N-1 (Bessel) variance: would be caught (an exact N-1 variance is off "
+                         f"by > {BESSEL_MARGIN} x the bound in every output: {per})")
+        else:
+            weak = ", ".join(k for k, v in self.bessel_ratios.items() if not v > BESSEL_MARGIN)
+            lines.append(f"WARNING: an N-1 (Bessel-corrected) variance could PASS this run: in "
+                         f"{weak} it is off by only {self.bessel_ratio:.3g} x the bound (needs > "
+                         f"{BESSEL_MARGIN}; {per}) at N = {self.shape[1] * self.shape[2]} in {self.dtype}"
+                         + ("" if "sparse" in self.families else "; the 'sparse' family, which "
+                            "catches it up to a much larger N, was not run")
+                         + " -- use float64 or a smaller H*W to rule it out")
+        for msg in self.notes:
+            lines.append(f"note: {msg}")
         for msg in self.problems[:10]:
             lines.append(f"FAIL: {msg}")
         if len(self.problems) > 10:
             lines.append(f"... and {len(self.problems) - 10} more point(s) with NaN/inf")
-        lines.append(f"RESULT: {'PASS' if self.ok else 'FAIL'}")
+        if not self.complete:
+            lines.append(f"RESULT: INCOMPLETE: the time budget of {self.budget:g} s ran out after "
+                         f"{self.points_checked} of {self.points + self.user_points} points "
+                         f"(not a PASS)")
+            return "\n".join(lines)
+        lines.append(f"RESULT: {'PASS' if self.ok else 'FAIL'}"
+                     + ("" if self.bessel_caught or not self.ok
+                        else " (with the N-1 variance WARNING above)"))
         return "\n".join(lines)
 
     __str__ = summary
@@ -688,7 +849,7 @@ def _prepare_inputs(inputs, dtype):
 
 def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] = None,
                shape=(2, 4, 4), eps=1e-5, dtype="float64", dps=50, points=20, seed=0,
-               inputs=None, families=FAMILIES) -> CrosscheckResult:
+               inputs=None, families=FAMILIES, budget=None) -> CrosscheckResult:
     """Cross-check ``forward(x, gamma, beta, eps, xp)`` and/or
     ``backward(x, gamma, beta, grad_out, eps, xp) -> (dx, dgamma, dbeta)`` against mpmath.
 
@@ -696,6 +857,9 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     is passed as a Python float equal to ``eps`` rounded to ``dtype``.  ``points`` generated points
     are spread round-robin over ``families`` (a subset of :data:`FAMILIES`), and every dict of
     ``inputs`` is checked too (family ``'user'``).  See the module docstring for the bound.
+    ``budget``: seconds for the whole run (``None`` or ``math.inf``: no limit); when it runs out
+    the result is incomplete (``complete`` false, ``ok`` false, "RESULT: INCOMPLETE"), never a
+    PASS.
     """
     if forward is None and backward is None:
         raise ValueError("give forward and/or backward: both are None, nothing to check")
@@ -711,6 +875,7 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
         raise ValueError(f"points must be an int >= 1; got {points!r}")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+    budget = check_budget(budget)
     if isinstance(eps, bool) or not isinstance(eps, (numbers.Real, np.floating)):
         raise ValueError(f"eps must be a finite real number; got {eps!r}")
     if not math.isfinite(float(eps)):
@@ -738,8 +903,11 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
         fam = families[i % len(families)]
         rng = np.random.default_rng([seed, i])
         gamma, beta = _gen_params(rng, shape[0], i)
-        x = _gen_x(fam, rng, shape, eps_used)
-        g = _gen_grad(rng, shape)
+        if fam == "sparse":
+            x, g = _gen_sparse(rng, shape)
+        else:
+            x = _gen_x(fam, rng, shape, eps_used)
+            g = _gen_grad(rng, shape)
         plan.append((fam, i, x.astype(np_dtype), gamma.astype(np_dtype),
                      beta.astype(np_dtype), g.astype(np_dtype)))
     for k, (x, gamma, beta, g) in enumerate(user):
@@ -748,132 +916,156 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
         plan.append(("user", points + k, x, gamma, beta, g))
 
     reports = {name: OutputReport(name) for name in out_names}
+    # per output: largest |ref with an N − 1 variance − ref| / bound over its components
+    bessel_ratios = {name: 0.0 for name in out_names if name != "dbeta"}
     fam_reports: dict = {}
     ref_checks = []
     seen_family = set()
     problems = []
+    notes = []
+    points_done, timed_out = 0, False
 
     with mp.workdps(dps):
         eps_mp = mp.mpf(eps_used)
-        for fam, i, x, gamma, beta, g in plan:
-            where = f"point {i} (family {fam!r})"
-            fr = fam_reports.setdefault(fam, FamilyReport(fam))
-            fr.points += 1
-            C = x.shape[0]
-            n = x.shape[1] * x.shape[2]
-            xs = _to_mp_rows(x)
-            gam, bet = _to_mp_vec(gamma), _to_mp_vec(beta)
-            gs = _to_mp_rows(g)
-            try:
-                fw = _ref_forward(xs, gam, bet, eps_mp)
-            except ValueError as exc:
-                if fam == "user":
-                    raise ValueError(f"inputs[{i - points}] (eps={eps_used!r} as {dtype}): "
-                                     f"{exc}") from None
-                detail = str(exc).replace("point outside the domain var + eps > 0 ", "")
-                raise ValueError(
-                    f"eps={float(eps)!r} (as {dtype}: {eps_used!r}) is not usable here: the "
-                    "generated point families need var + eps > 0 in every channel, but the "
-                    f"generated {where} has var + eps <= 0 ({detail.strip('()')}).  Their variances are not "
-                    "bounded below when eps <= 0 ('normal' has variances around 1, and with "
-                    "H*W = 1 every variance is 0), so use eps > 0 or a negative eps much "
-                    "smaller in magnitude than the variances") from None
-            bw = _ref_backward(fw, gam, gs)
-            scales = _scales(xs, gam, bet, gs, fw, bw)
-            if fam not in seen_family:
-                seen_family.add(fam)
-                fig = _reference_self_check(xs, gam, bet, gs, eps_mp, fw, bw,
-                                            np.random.default_rng([seed, i, 2]), dps)
-                ref_checks.append({"family": fam, "point": i, **fig})
-
-            got, got_label = {}, {}
-            if forward is not None:
-                out, label = _call(forward, "forward",
-                                   (x.copy(), gamma.copy(), beta.copy(), eps_used, np), where)
-                got["y"] = _as_output(out, label, "the output", x.shape)
-                got_label["y"] = _fname(forward, "forward")
-            if backward is not None:
-                out, label = _call(backward, "backward",
-                                   (x.copy(), gamma.copy(), beta.copy(), g.copy(), eps_used, np),
-                                   where)
-                if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") \
-                        or isinstance(out, np.ndarray):
-                    raise ImplementationError(f"{label} must return a tuple (dx, dgamma, dbeta); "
-                                              f"got {type(out).__name__}")
-                if len(out) != 3:
-                    raise ImplementationError(f"{label} must return 3 arrays (dx, dgamma, dbeta); "
-                                              f"got {len(out)}")
-                got["dx"] = _as_output(out[0], label, "dx", x.shape)
-                got["dgamma"] = _as_output(out[1], label, "dgamma", (C,))
-                got["dbeta"] = _as_output(out[2], label, "dbeta", (C,))
-                for name in BACKWARD_OUTPUTS:
-                    got_label[name] = _fname(backward, "backward")
-
-            tol_e = mp.mpf(BOUND_FACTOR) * mp.mpf(u)
-            tol_r = tol_e * _growth(n)
-            for name in out_names:
-                arr, rdtype = got[name]
-                _note_nonfinite(problems, reports[name], arr, name, got_label[name], where)
-                rep = reports[name]
-                if str(rdtype) not in rep.returned_dtypes:
-                    rep.returned_dtypes.append(str(rdtype))
-                if name in ("y", "dx"):
-                    refs = fw["y"] if name == "y" else bw["dx"]
-                    flat = arr.reshape(C, -1)
-                    items = [((c, p // x.shape[2], p % x.shape[2]), flat[c, p], refs[c][p],
-                              scales[name][c][p], c) for c in range(C) for p in range(n)]
-                else:
-                    refs = bw[name]
-                    items = [((c,), arr[c], refs[c], scales[name][c], c) for c in range(C)]
-                fam_ratio = fr.max_ratio.get(name, 0.0)
-                fam_abs = fr.max_abs.get(name, 0.0)
-                fam_rel = fr.max_rel.get(name, 0.0)
-                fam_ulp = fr.max_ulp.get(name, 0.0)
-                for index, gv, ref, S, c in items:
-                    aref = abs(ref)
-                    if not math.isfinite(float(gv)):
-                        err = mp.inf        # NaN/inf: an infinite error, the output fails
+        try:
+            with time_budget(budget):
+                for fam, i, x, gamma, beta, g in plan:
+                    where = f"point {i} (family {fam!r})"
+                    fr = fam_reports.setdefault(fam, FamilyReport(fam))
+                    fr.points += 1
+                    C = x.shape[0]
+                    n = x.shape[1] * x.shape[2]
+                    xs = _to_mp_rows(x)
+                    gam, bet = _to_mp_vec(gamma), _to_mp_vec(beta)
+                    gs = _to_mp_rows(g)
+                    try:
+                        fw = _ref_forward(xs, gam, bet, eps_mp)
+                    except ValueError as exc:
+                        if fam == "user":
+                            raise ValueError(f"inputs[{i - points}] (eps={eps_used!r} as {dtype}): "
+                                             f"{exc}") from None
+                        detail = str(exc).replace("point outside the domain var + eps > 0 ", "")
+                        raise ValueError(
+                            f"eps={float(eps)!r} (as {dtype}: {eps_used!r}) is not usable here: the "
+                            "generated point families need var + eps > 0 in every channel, but the "
+                            f"generated {where} has var + eps <= 0 ({detail.strip('()')}).  Their variances are not "
+                            "bounded below when eps <= 0 ('normal' has variances around 1, and with "
+                            "H*W = 1 every variance is 0), so use eps > 0 or a negative eps much "
+                            "smaller in magnitude than the variances") from None
+                    bw = _ref_backward(fw, gam, gs)
+                    scales = _scales(xs, gam, bet, gs, fw, bw)
+                    # the same outputs with an N − 1 variance: would that bug exceed the bound here?
+                    if n > 1:
+                        fw_b = _ref_forward(xs, gam, bet, eps_mp, ddof=1)
+                        bessel = {"y": fw_b["y"], **_ref_backward(fw_b, gam, gs)}
                     else:
-                        err = abs(mp.mpf(float(gv)) - ref)
-                    E, R = S
-                    bound = (tol_e * (aref + E) + tol_r * R) * (1 + tol_r * scales["kappa"][c])
-                    errf = float(err)
-                    reff = float(aref)
-                    rel = errf / reff if reff > 0 else (0.0 if errf == 0 else math.inf)
-                    ulp = errf / _ulp(reff, np_dtype)
-                    if err == mp.inf:
-                        ratio = math.inf
-                    else:
-                        ratio = float(err / bound) if bound > 0 else (0.0 if err == 0 else math.inf)
-                    rep.components += 1
-                    rep.max_abs = max(rep.max_abs, errf)
-                    rep.max_rel = max(rep.max_rel, rel)
-                    rep.max_ulp = max(rep.max_ulp, ulp)
-                    fam_ratio = max(fam_ratio, ratio)
-                    fam_abs = max(fam_abs, errf)
-                    fam_rel = max(fam_rel, rel)
-                    fam_ulp = max(fam_ulp, ulp)
-                    if ratio > rep.max_ratio or not rep.worst:
-                        rep.max_ratio = ratio
-                        rep.bound = float(bound)
-                        rep.worst = {"family": fam, "point": i, "index": list(index),
-                                     "got": float(gv), "ref": float(ref), "error": errf,
-                                     "bound": float(bound), "ratio": ratio}
-                fr.max_ratio[name] = fam_ratio
-                fr.max_abs[name] = fam_abs
-                fr.max_rel[name] = fam_rel
-                fr.max_ulp[name] = fam_ulp
-                if fam_ratio > 1:
-                    fr.ok = False
+                        bessel = None  # N − 1 = 0: such a variance is 0/0, its output NaN (caught)
+                        bessel_ratios = {name: math.inf for name in bessel_ratios}
+                    if fam not in seen_family:
+                        seen_family.add(fam)
+                        fig = _reference_self_check(xs, gam, bet, gs, eps_mp, fw, bw,
+                                                    np.random.default_rng([seed, i, 2]), dps)
+                        ref_checks.append({"family": fam, "point": i, **fig})
+
+                    got, got_label = {}, {}
+                    if forward is not None:
+                        out, label = _call(forward, "forward", (x, gamma, beta, eps_used, np),
+                                           ("x", "gamma", "beta"), where, notes)
+                        got["y"] = _as_output(out, label, "the output", x.shape)
+                        got_label["y"] = _fname(forward, "forward")
+                    if backward is not None:
+                        out, label = _call(backward, "backward", (x, gamma, beta, g, eps_used, np),
+                                           ("x", "gamma", "beta", "grad_out"), where, notes)
+                        if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") \
+                                or isinstance(out, np.ndarray):
+                            raise ImplementationError(f"{label} must return a tuple (dx, dgamma, dbeta); "
+                                                      f"got {type(out).__name__}")
+                        if len(out) != 3:
+                            raise ImplementationError(f"{label} must return 3 arrays (dx, dgamma, dbeta); "
+                                                      f"got {len(out)}")
+                        got["dx"] = _as_output(out[0], label, "dx", x.shape)
+                        got["dgamma"] = _as_output(out[1], label, "dgamma", (C,))
+                        got["dbeta"] = _as_output(out[2], label, "dbeta", (C,))
+                        for name in BACKWARD_OUTPUTS:
+                            got_label[name] = _fname(backward, "backward")
+
+                    tol_e = mp.mpf(BOUND_FACTOR) * mp.mpf(u)
+                    tol_r = tol_e * _growth(_reduction_terms(fam, x))
+                    for name in out_names:
+                        arr, rdtype = got[name]
+                        _note_nonfinite(problems, reports[name], arr, name, got_label[name], where)
+                        rep = reports[name]
+                        if str(rdtype) not in rep.returned_dtypes:
+                            rep.returned_dtypes.append(str(rdtype))
+                        if name in ("y", "dx"):
+                            refs = fw["y"] if name == "y" else bw["dx"]
+                            brefs = bessel[name] if bessel and name in bessel_ratios else None
+                            flat = arr.reshape(C, -1)
+                            items = [((c, p // x.shape[2], p % x.shape[2]), flat[c, p], refs[c][p],
+                                      scales[name][c][p], c, brefs[c][p] if brefs else None)
+                                     for c in range(C) for p in range(n)]
+                        else:
+                            refs = bw[name]
+                            brefs = bessel[name] if bessel and name in bessel_ratios else None
+                            items = [((c,), arr[c], refs[c], scales[name][c], c,
+                                      brefs[c] if brefs else None) for c in range(C)]
+                        fam_ratio = fr.max_ratio.get(name, 0.0)
+                        fam_abs = fr.max_abs.get(name, 0.0)
+                        fam_rel = fr.max_rel.get(name, 0.0)
+                        fam_ulp = fr.max_ulp.get(name, 0.0)
+                        for index, gv, ref, S, c, bref in items:
+                            aref = abs(ref)
+                            if not math.isfinite(float(gv)):
+                                err = mp.inf        # NaN/inf: an infinite error, the output fails
+                            else:
+                                err = abs(mp.mpf(float(gv)) - ref)
+                            E, R = S
+                            bound = (tol_e * (aref + E) + tol_r * R) * (1 + tol_r * scales["kappa"][c])
+                            if bref is not None and bound > 0:
+                                bessel_ratios[name] = max(bessel_ratios[name], float(abs(bref - ref) / bound))
+                            elif bref is not None and bref != ref:
+                                bessel_ratios[name] = math.inf
+                            errf = float(err)
+                            reff = float(aref)
+                            rel = errf / reff if reff > 0 else (0.0 if errf == 0 else math.inf)
+                            ulp = errf / _ulp(reff, np_dtype)
+                            if err == mp.inf:
+                                ratio = math.inf
+                            else:
+                                ratio = float(err / bound) if bound > 0 else (0.0 if err == 0 else math.inf)
+                            rep.components += 1
+                            rep.max_abs = max(rep.max_abs, errf)
+                            rep.max_rel = max(rep.max_rel, rel)
+                            rep.max_ulp = max(rep.max_ulp, ulp)
+                            fam_ratio = max(fam_ratio, ratio)
+                            fam_abs = max(fam_abs, errf)
+                            fam_rel = max(fam_rel, rel)
+                            fam_ulp = max(fam_ulp, ulp)
+                            if ratio > rep.max_ratio or not rep.worst:
+                                rep.max_ratio = ratio
+                                rep.bound = float(bound)
+                                rep.worst = {"family": fam, "point": i, "index": list(index),
+                                             "got": float(gv), "ref": float(ref), "error": errf,
+                                             "bound": float(bound), "ratio": ratio}
+                        fr.max_ratio[name] = fam_ratio
+                        fr.max_abs[name] = fam_abs
+                        fr.max_rel[name] = fam_rel
+                        fr.max_ulp[name] = fam_ulp
+                        if fam_ratio > 1:
+                            fr.ok = False
+                    points_done += 1
+        except BudgetExceeded:
+            timed_out = True
 
     for rep in reports.values():
         rep.ok = rep.max_ratio <= 1.0
-    ok = all(rep.ok for rep in reports.values())
+    ok = all(rep.ok for rep in reports.values()) and not timed_out
     return CrosscheckResult(
         ok=ok, outputs=reports, families=fam_reports, reference_check=ref_checks,
         dtype=dtype, dps=dps, eps=float(eps), eps_used=eps_used, shape=shape, seed=int(seed),
         points=points, user_points=len(user), unit_roundoff=u, bound_factor=BOUND_FACTOR,
-        checked=checked,
+        checked=checked, bessel_ratios=bessel_ratios,
         forward_name=None if forward is None else _fname(forward, "forward"),
         backward_name=None if backward is None else _fname(backward, "backward"),
-        problems=problems)
+        problems=problems, notes=notes, budget=budget, complete=not timed_out,
+        points_checked=points_done)
