@@ -12,6 +12,12 @@ Semantics follow ``NN/Proofs/Autograd/Tape/Nodes/*.lean`` (reference ``torchlean
   ``z ≠ 0`` for inv, none otherwise); the adjointness law ``⟨jvp, δ⟩ = ⟨dX, vjp⟩`` must hold
   everywhere, with the totalized derivatives.
 
+Two kinds are not TorchLean's and serve the layers beyond its two graphs
+(:mod:`symbolic_bn.graphs.layer_graphs`): :class:`Permute` (an axis permutation) and
+:class:`Gather` (``out[p] = v.flat[index[p]]``, VJP a scatter-add).  Both are linear with 0/1
+matrices, written in the same conventions (full-context VJP, no side condition) and using nothing
+of the algebra but ``alg.sum`` and NumPy indexing, so they run on every scalar algebra.
+
 Arrays are NumPy object arrays whose entries belong to one scalar algebra
 (:mod:`symbolic_bn.exact.algebra`); cotangents and tangents are written on the left of products so that
 linear forms can flow through.
@@ -255,5 +261,142 @@ def inv(name, inp, shape, lean_name=None):
                     side_condition="z ≠ 0", condition_input=0)
 
 
+# ---------------------------------------------------------------------------------------------
+# Layout kinds for the layers beyond TorchLean's two graphs (symbolic_bn.graphs.layer_graphs).
+# Both are linear maps given by 0/1 matrices, so their derivative is global (no side condition)
+# and adjointness is the statement that the VJP applies the transposed matrix.
+
+
+def _flat_size(shape) -> int:
+    return int(np.prod(shape, dtype=int)) if len(shape) else 1
+
+
+@dataclass(eq=False)
+class Permute(Node):
+    """Axis permutation (``numpy.transpose`` semantics): output axis ``t`` is input axis
+    ``axes[t]``, i.e. ``out[i_0, …, i_{k−1}] = a[j]`` with ``j[axes[t]] = i_t``.
+
+    * forward: ``transpose(a, axes)``; JVP: the same permutation of the tangent (the map is linear);
+    * VJP: ``single(a, transpose(δ, axes⁻¹))`` -- the *inverse* permutation, because the
+      transpose of a permutation matrix is its inverse;
+    * no side condition; the derivative is the map itself, everywhere.
+
+    ``in_shape`` is derived from ``shape`` and ``axes`` (``in_shape[axes[t]] = shape[t]``)."""
+
+    kind: str = "permute"
+    axes: tuple = ()
+    in_shape: tuple = ()
+
+    def __post_init__(self):
+        axes = tuple(int(a) for a in self.axes)
+        shape = tuple(self.shape)
+        if sorted(axes) != list(range(len(shape))):
+            raise ValueError(f"node {self.name!r} (permute): axes {axes} are not a permutation of "
+                             f"the {len(shape)} axes of its shape {shape}")
+        in_shape = [0] * len(shape)
+        for t, a in enumerate(axes):
+            in_shape[a] = shape[t]
+        if self.in_shape and tuple(self.in_shape) != tuple(in_shape):
+            raise ValueError(f"node {self.name!r} (permute): axes {axes} map an input of shape "
+                             f"{tuple(self.in_shape)} to {tuple(self.in_shape[a] for a in axes)}, "
+                             f"not to its declared shape {shape}")
+        self.axes, self.shape, self.in_shape = axes, shape, tuple(in_shape)
+        self.inverse_axes = tuple(int(t) for t in np.argsort(axes))
+
+    def _checked(self, a):
+        if getattr(a, "shape", None) != self.in_shape:
+            raise ValueError(f"node {self.name!r} (permute): input has shape "
+                             f"{getattr(a, 'shape', None)}, expected {self.in_shape}")
+        return a
+
+    def forward(self, alg, a):
+        return np.transpose(self._checked(a), self.axes).copy()
+
+    def jvp(self, alg, args, tangents):
+        return np.transpose(self._checked(tangents[0]), self.axes).copy()
+
+    def vjp(self, alg, args, delta):
+        return [(self.inputs[0], np.transpose(delta, self.inverse_axes).copy())]
+
+
+@dataclass(eq=False)
+class Gather(Node):
+    """Index-map broadcast (a linear gather): ``out[p] = v.flat[index[p]]``.
+
+    ``index`` is an integer array of the output shape; its entries are row-major flat positions
+    in the input (of shape ``in_shape``).  An input entry may be read any number of times
+    (broadcast) or never.  ``broadcastRow`` (``index[i, j] = i``), ``broadcastCol``
+    (``index[i, j] = j``), reshapes and permutations are special cases; the layers use it for
+    parameters broadcast in patterns those two cannot express (GroupNorm's per-channel γ over
+    (N·G) × (C/G·spatial) rows, a LayerNorm γ of a 2-D ``normalized_shape``).
+
+    * forward: the gather; JVP: the same gather of the tangent (the map is linear);
+    * VJP: ``single(v, scatter-add δ)``: ``[vjp δ]_k = Σ_{p : index[p] = k} δ_p`` (0 for an entry
+      never read) -- the transposed 0/1 selection matrix; repeated indices *accumulate*;
+    * no side condition; the derivative is the map itself, everywhere.
+
+    ``description`` says in words which entry each output reads (for reports)."""
+
+    kind: str = "gather"
+    in_shape: tuple = ()
+    index: object = None
+
+    def __post_init__(self):
+        shape, in_shape = tuple(self.shape), tuple(self.in_shape)
+        try:
+            index = np.asarray(self.index)
+        except Exception:  # noqa: BLE001 - anything that is not an array of integers
+            index = None
+        if index is None or index.dtype.kind not in "iu":
+            raise ValueError(f"node {self.name!r} (gather): index must be an integer array of the "
+                             f"output shape {shape}")
+        if index.shape != shape:
+            raise ValueError(f"node {self.name!r} (gather): index has shape {index.shape}, "
+                             f"expected the output shape {shape}")
+        size = _flat_size(in_shape)
+        if index.size and (index.min() < 0 or index.max() >= size):
+            raise ValueError(f"node {self.name!r} (gather): index entries must be flat positions "
+                             f"0 … {size - 1} of the input shape {in_shape}, got "
+                             f"{int(index.min())} … {int(index.max())}")
+        self.shape, self.in_shape = shape, in_shape
+        self.index = index.astype(np.int64)
+        readers = [[] for _ in range(size)]   # flat input position -> flat output positions
+        for p, k in enumerate(self.index.reshape(-1).tolist()):
+            readers[k].append(p)
+        self.readers = tuple(tuple(r) for r in readers)
+
+    def _gather(self, v):
+        if getattr(v, "shape", None) != self.in_shape:
+            raise ValueError(f"node {self.name!r} (gather): input has shape "
+                             f"{getattr(v, 'shape', None)}, expected {self.in_shape}")
+        return v.reshape(-1)[self.index]
+
+    def forward(self, alg, v):
+        return self._gather(v)
+
+    def jvp(self, alg, args, tangents):
+        return self._gather(tangents[0])
+
+    def vjp(self, alg, args, delta):
+        flat = delta.reshape(-1)
+        out = _vec(alg.sum(flat[p] for p in ps) for ps in self.readers)
+        return [(self.inputs[0], out.reshape(self.in_shape))]
+
+
+def gather(name, inp, in_shape, shape, source, *, lean_name=None, description=""):
+    """A :class:`Gather` whose output entry at index ``idx`` reads the input entry at index
+    ``source(idx)`` (a tuple of ``len(in_shape)`` integers)."""
+    in_shape, shape = tuple(in_shape), tuple(shape)
+    index = np.empty(shape, dtype=np.int64)
+    for idx in np.ndindex(*shape):
+        src = tuple(source(idx))
+        if len(src) != len(in_shape) or any(not 0 <= s < d for s, d in zip(src, in_shape)):
+            raise ValueError(f"node {name!r} (gather): output entry {idx} reads {src}, which is not "
+                             f"an index of the input shape {in_shape}")
+        index[idx] = int(np.ravel_multi_index(src, in_shape)) if in_shape else 0
+    return Gather(name=name, inputs=(inp,), shape=shape, lean_name=lean_name, in_shape=in_shape,
+                  index=index, description=description)
+
+
 NODE_KINDS = ("reshape", "rowMean", "broadcastRow", "broadcastCol", "add", "sub", "mul",
-              "elemwise", "sqrtClamp", "inv")
+              "elemwise", "sqrtClamp", "inv", "permute", "gather")
