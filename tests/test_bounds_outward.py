@@ -273,3 +273,45 @@ def test_outward_sqrt_enclosure_and_directed_rounding_helpers():
         if lo != -math.inf and hi != math.inf:
             assert lo == hi or np.nextafter(lo, math.inf) == hi   # adjacent floats
     assert B._round_down(F(10) ** 400) == np.finfo(float).max and B._round_up(F(10) ** 400) == math.inf
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact parameters and boxes far outside the float64 range (issue 11.7 / adversarial review)
+
+
+def test_outward_scale_that_underflows_with_a_box_beyond_dbl_max_is_not_nan():
+    """s = 10⁻³⁵⁰ rounds to [0, 5e-324] and the box endpoint −10⁴⁰⁰ to −inf: 0·(−inf) used to
+    make a NaN ("internal error: NaN in an outward box")."""
+    p = B.BatchNormParams([F(0)], [F(10) ** 700], [F(1)], [F(0)], F(1))
+    for lo, hi in ((-F(10) ** 400, F(1)), (F(-1), F(10) ** 400), (-F(10) ** 400, F(10) ** 400)):
+        for fn in (B.ibp, B.deriv, B.second_deriv):
+            o_lo, o_hi = fn(p, [lo], [hi], rounding="outward")
+            assert not (np.isnan(o_lo).any() or np.isnan(o_hi).any())
+            d = F(10) ** 700 + 1
+            for xc in (lo, hi):   # BN(x) = x/sqrt(d) here: the exact image endpoints
+                assert o_lo[0] == -math.inf or sign_bn_minus(F(float(o_lo[0])), 1, xc, 0, d, 0) >= 0
+                assert o_hi[0] == math.inf or sign_bn_minus(F(float(o_hi[0])), 1, xc, 0, d, 0) <= 0
+
+
+def _huge_or_tiny():
+    mantissa = st.integers(1, 10 ** 6)
+    exponent = st.integers(-700, 700)
+    return st.builds(lambda m, e, s: s * F(m) * F(10) ** e, mantissa, exponent, st.sampled_from([-1, 1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_huge_or_tiny(), _huge_or_tiny(), _huge_or_tiny(), _huge_or_tiny(), _huge_or_tiny(),
+       _huge_or_tiny(), _huge_or_tiny(), st.booleans())
+def test_outward_contains_exact_image_for_exact_values_beyond_float64(mean, var, gamma, beta, eps,
+                                                                      a, b, zero_gamma):
+    gamma = F(0) if zero_gamma and gamma > 0 else gamma
+    p = B.BatchNormParams([mean], [abs(var)], [gamma], [beta], abs(eps))
+    lo, hi = min(a, b), max(a, b)
+    d = abs(var) + abs(eps)
+    for fn, m, bt in ((B.ibp, mean, beta), (B.deriv, F(0), F(0)), (B.second_deriv, F(0), F(0))):
+        o_lo, o_hi = fn(p, [lo], [hi], rounding="outward")
+        fl, fh = float(o_lo[0]), float(o_hi[0])
+        assert not (math.isnan(fl) or math.isnan(fh)) and fl <= fh
+        for xc in (lo, hi):
+            assert fl == -math.inf or (fl != math.inf and sign_bn_minus(F(fl), gamma, xc, m, d, bt) >= 0)
+            assert fh == math.inf or (fh != -math.inf and sign_bn_minus(F(fh), gamma, xc, m, d, bt) <= 0)

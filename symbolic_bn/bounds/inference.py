@@ -641,13 +641,21 @@ def _channel_enclosures(p: BatchNormParams, with_offset: bool):
 
 
 def _mul_bounds(S_lo, S_hi, x):
-    """Float64 (lower, upper) bounds of {s·x : S_lo ≤ s ≤ S_hi} for float64 x, elementwise."""
+    """Float64 (lower, upper) bounds of {s·x : S_lo ≤ s ≤ S_hi} for float64 x, elementwise.
+
+    ``x`` may be ±inf: an exact box endpoint beyond ±DBL_MAX rounded outward stands for a finite
+    real, so a product with a zero factor is exactly 0 (never 0·inf = NaN) -- this happens when
+    a tiny positive scale rounds down to ``S_lo = 0``."""
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        lo = np.where(x >= 0, S_lo * x, S_hi * x)
-        hi = np.where(x >= 0, S_hi * x, S_lo * x)
-        zero = (x == 0) | ((S_lo == 0) & (S_hi == 0))  # exact products (avoids 0·inf)
-        lo = np.where(zero, 0.0, np.nextafter(lo, -np.inf))
-        hi = np.where(zero, 0.0, np.nextafter(hi, np.inf))
+        zero_lo = (S_lo == 0) | (x == 0)   # exact zero products
+        zero_hi = (S_hi == 0) | (x == 0)
+        p_lo = np.where(zero_lo, 0.0, S_lo * x)
+        p_hi = np.where(zero_hi, 0.0, S_hi * x)
+        pos = x >= 0
+        lo, lo_exact = np.where(pos, p_lo, p_hi), np.where(pos, zero_lo, zero_hi)
+        hi, hi_exact = np.where(pos, p_hi, p_lo), np.where(pos, zero_hi, zero_lo)
+        lo = np.where(lo_exact, 0.0, np.nextafter(lo, -np.inf))
+        hi = np.where(hi_exact, 0.0, np.nextafter(hi, np.inf))
     return lo, hi
 
 
