@@ -392,6 +392,21 @@ def test_bad_layers_and_functions():
         crosscheck_autodiff(None, layer)
 
 
+def test_missing_torch_is_a_value_error_naming_the_extra(monkeypatch):
+    real = autodiff.importlib.import_module
+
+    def fake(name):
+        if name == "torch":
+            raise ImportError("No module named 'torch'")
+        return real(name)
+
+    monkeypatch.setattr(autodiff.importlib, "import_module", fake)
+    with pytest.raises(ValueError, match=r"framework='torch'.*symbolic-bn\[torch\]"):
+        crosscheck_autodiff(lambda x, w, b: x, _ok_layer())
+    with pytest.raises(ValueError, match=r"symbolic-bn\[torch\]"):
+        autodiff.builtin_function("batch_norm", _ok_layer())
+
+
 def test_uninstalled_framework_names_the_extra(monkeypatch):
     import builtins
     real_import = builtins.__import__
@@ -409,6 +424,7 @@ def test_uninstalled_framework_names_the_extra(monkeypatch):
 
 
 def test_builtin_functions_match_their_layers_at_order_1():
+    pytest.importorskip("torch")
     cases = [
         ("torch.nn.functional.batch_norm", make_layer("batch_norm", (3, 2, 2))),
         ("instance_norm", make_layer("batchnorm_channel_first", (2, 2, 2))),
@@ -421,6 +437,21 @@ def test_builtin_functions_match_their_layers_at_order_1():
         assert res.ok, str(res)
     with pytest.raises(ValueError, match="target must be one of"):
         autodiff.builtin_function("torch.nn.functional.dropout", _ok_layer())
+
+
+def test_with_the_layers_of_symbolic_bn():
+    """The real Layer objects (their own closed-form forward) give the same verdicts."""
+    layers = pytest.importorskip("symbolic_bn.layers")
+    for layer in (layers.group_norm((1, 4, 3), 2, eps=1e-5),
+                  layers.rms_norm((2, 4), (4,), eps=1e-5),
+                  layers.batchnorm_channel_first(2, 2, 3, eps=1e-5)):
+        res = crosscheck_autodiff(primitive_torch(layer), layer, order=3, points=1)
+        assert res.ok, str(res)
+    layer = layers.instance_norm(IN_LAYER[1], eps=1e-5)
+    res = crosscheck_autodiff(make_instance_norm_function("constant_stats"), layer, order=3,
+                              points=1, modes=["rev-over-rev", "rev-over-rev-over-rev"])
+    assert _status(res)[("rev-over-rev", "torch.autograd")] == "PASS"
+    assert _status(res)[("rev-over-rev-over-rev", "torch.autograd")] == "FAIL"
 
 
 # ------------------------------------------------------------------------------ jax
