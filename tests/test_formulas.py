@@ -244,3 +244,21 @@ def test_torch_parity():
     pairs.append((fm.rms_norm(x, wl, None, EPS, np), F.rms_norm(t(x), (3, 2), t(wl), 1e-5)))
     for ours, theirs in pairs:
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_runs_on_the_exact_engine_namespace():
+    """The new exact engine (symbolic_bn.xp.engine over an exact Space) runs the same code."""
+    engine = pytest.importorskip("symbolic_bn.xp.engine")
+    space_mod = pytest.importorskip("symbolic_bn.exact.space")
+    space = space_mod.Space()
+    xp = engine.namespace_of(space)
+    x = np.array([[[[1.0, 2.0], [3.0, 5.0]], [[0.0, 1.0], [4.0, 4.0]]]])
+    w, b = np.array([2.0, -1.0]), np.array([0.5, 1.0])
+    for name, hyper in [("instance_norm", {}), ("group_norm", {"groups": 1})]:
+        fwd = fm.forward_for(name, **hyper)
+        y = fwd(engine.to_values(space, x), engine.to_values(space, w),
+                engine.to_values(space, b), Fraction(1, 10), xp)
+        ref = fwd(x, w, b, Fraction(1, 10), np)
+        for idx in [(0, 0, 0, 0), (0, 1, 1, 0)]:  # the engine decides exact comparisons
+            assert Fraction(ref[idx] - 1e-12) < y[idx] < Fraction(ref[idx] + 1e-12)
+            assert not (Fraction(ref[idx] + 1e-9) < y[idx])
