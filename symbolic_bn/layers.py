@@ -45,8 +45,10 @@ __all__ = ["Layer", "batchnorm_channel_first", "batch_norm", "instance_norm", "l
 EPS_SYMBOL = sympy.Symbol("ε", real=True)
 LAYER_NAMES = ("batchnorm_channel_first", "batch_norm", "instance_norm", "layer_norm", "group_norm",
                "rms_norm")
-#: Largest input accepted (the exact engine would not finish in reasonable time beyond it).
+#: Largest input and statistics group accepted (the exact engine would not finish in reasonable
+#: time beyond them).
 MAX_ELEMENTS = 4096
+MAX_GROUP = 1024
 
 
 def _dims(shape, name, min_rank=1, max_rank=6):
@@ -127,6 +129,11 @@ class Layer:
         for idx in np.ndindex(*self.input_shape):
             members.setdefault(self._group_of(idx), []).append(idx)
         self.members = members
+        largest = max(len(m) for m in members.values())
+        if largest > MAX_GROUP:
+            raise ValueError(f"shape {self.input_shape} is too large: its statistics groups have {largest} "
+                             f"elements, at most {MAX_GROUP} are accepted (the exact engine would not finish "
+                             "in reasonable time)")
         if not isinstance(self.eps, sympy.Symbol) and self.eps <= 0 and min(len(m) for m in members.values()) == 1:
             raise ValueError(
                 f"eps = {self.eps} with statistics groups of one element: their variance is 0, so the "
@@ -162,8 +169,15 @@ class Layer:
         return out
 
     def domain_text(self) -> str:
-        stat = "mean(x²)" if not self.centered else "var"
-        return f"{stat}_g + ε > 0 for every statistics group g ({self.group_description()})"
+        """The domain of the layer's theorems, in words."""
+        return {
+            "batchnorm_channel_first": "var_c + ε > 0 for every channel c",
+            "batch_norm": "var_c + ε > 0 for every channel c (statistics over the batch and spatial axes)",
+            "instance_norm": "var_{n,c} + ε > 0 for every sample n and channel c",
+            "layer_norm": "var_r + ε > 0 for every row r (each index of the leading axes)",
+            "group_norm": "var_{n,g} + ε > 0 for every sample n and group g",
+            "rms_norm": "mean(x²)_r + ε > 0 for every row r (each index of the leading axes)",
+        }[self.name]
 
     def group_description(self) -> str:
         return {"batchnorm_channel_first": "a channel's H·W entries",

@@ -160,8 +160,9 @@ def _check(role, fn, layer, shape, eps, budget, seed):
                 args.append(None)
             if role == "backward":
                 args.append(problem.grad_out.copy())
-            eps_value = problem.eps if layer.symbolic_eps else (eps_argument if eps_argument is not None
-                                                                else layer.eps)
+            # ε reaches the function as an exact value of the engine (a float would be rounded by
+            # Python arithmetic before the engine sees it: n * 1e-5 is not 12/100000)
+            eps_value = problem.eps
             n_atoms = len(space.atoms)
             branch_error = None
             with float_log() as floats:
@@ -194,7 +195,9 @@ def _check(role, fn, layer, shape, eps, budget, seed):
                                                 [("generic", i) for i in range(1, SEARCH_POINTS)])
                     if cex is not None:
                         for n2 in out_names:
-                            ob = _failed(role, n2, problem, floats, cex if n2 == name else None, points, t0)
+                            # undefined at a point: every output is (the function has no value there)
+                            mine = cex if (n2 == name or cex.get("undefined")) else None
+                            ob = _failed(role, n2, problem, floats, mine, points, t0)
                             cert.add(ob if ob is not None else _undecided(
                                 role, n2, problem, floats, t0, f"not decided: {branch_error}"))
                         cert.seconds = time.perf_counter() - t0

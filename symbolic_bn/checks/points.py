@@ -72,8 +72,8 @@ class PointSearch:
             out.append("constant group")
         out.append("weight zero")
         out.append("entry at mean")
-        if layer.symbolic_eps and _eps_allows_zero(layer):
-            out.append("eps zero")
+        if layer.symbolic_eps and _eps_allows_zero(layer) and (not layer.centered or layer.group_size > 1):
+            out.append("eps zero")  # (with one-element groups var = 0, so ε = 0 is outside the domain)
         return out
 
     def _eps_value(self, kind):
@@ -166,7 +166,7 @@ class PointSearch:
     def _evaluate(self, pt):
         space = Space(self.problem.space.backend.name, name="point")
         args = self._arrays(space, pt)
-        eps_arg = _eps_at(self.eps_argument, pt["eps"])
+        eps_arg = space.fraction(pt["eps"])
         try:
             out = call(self.fn, self.role, args + [eps_arg], ExactNamespace(space))
             got = read_outputs(space, self.fn, self.role, out, self.out_names, self.out_shapes)
@@ -261,11 +261,3 @@ def _eps_negative(layer) -> bool:
 def _eps_allows_zero(layer) -> bool:
     s = layer.eps
     return not (s.is_positive or s.is_negative or s.is_nonzero)
-
-
-def _eps_at(eps_argument, value: Fraction):
-    """What the user's function receives as eps at a point: a float when the user passed a float
-    (read back exactly by the engine), else the exact Fraction."""
-    if isinstance(eps_argument, float) and float(value) == eps_argument:
-        return eps_argument
-    return value

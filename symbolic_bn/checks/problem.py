@@ -81,12 +81,14 @@ class Problem:
                 terms = [v - mu for v in xs]
             else:
                 terms = xs
+            word = "var" if layer.centered else "mean(x²)"
+            label = ", ".join(map(str, group)) if isinstance(group, tuple) else str(group)
             stat = space.assume_sum_of_squares(
-                terms, Fraction(1, n),
-                f"{'var' if layer.centered else 'mean(x²)'} of {layer.group_word} {group} is a sum of squares")
+                terms, Fraction(1, n), f"{word} of {layer.group_word} {group} is a sum of squares",
+                name=f"{word}[{label}]")
             z = stat + self.eps
-            space.assume_positive(z, f"the domain: {'var' if layer.centered else 'mean(x²)'} + ε > 0 "
-                                     f"for {layer.group_word} {group}")
+            space.assume_positive(z, f"the domain: {word} + ε > 0 for {layer.group_word} {group}",
+                                  name=f"({word}[{label}] + ε)")
             self.statistics[group] = (stat, z)
 
     def domain_statement(self) -> str:

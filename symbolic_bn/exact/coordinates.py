@@ -38,6 +38,19 @@ class _Centered:
         self.name, self.shape, self.members = name, shape, members  # block -> [idx]
 
 
+def _sum(space, values):
+    """Pairwise exact sum (a running sum of n polynomials would cost n² term copies)."""
+    vals = list(values)
+    if not vals:
+        return space.zero()
+    while len(vals) > 1:
+        nxt = [vals[i] + vals[i + 1] for i in range(0, len(vals) - 1, 2)]
+        if len(vals) % 2:
+            nxt.append(vals[-1])
+        vals = nxt
+    return vals[0]
+
+
 class _MeanDisplay:
     """The group mean in the entries' names, built only when something is displayed."""
 
@@ -119,10 +132,7 @@ class Inputs:
                 us = [space.var(f"dev {entry_name(name, i)}") for i in idxs[:-1]]
                 for i, u in zip(idxs[:-1], us):
                     out[i] = m + u
-                last = m
-                for u in us:
-                    last = last - u
-                out[idxs[-1]] = last
+                out[idxs[-1]] = m - _sum(space, us)
         self._values[name] = out
         return out
 
@@ -158,10 +168,7 @@ class Inputs:
                     n = len(idxs)
                     dm = partial.get(f"mean {name}[{block}]", zero)
                     dus = [partial.get(f"dev {entry_name(name, i)}", zero) for i in idxs[:-1]]
-                    common = dm
-                    for du in dus:
-                        common = common - du
-                    common = common * Fraction(1, n)
+                    common = (dm - _sum(space, dus)) * Fraction(1, n)
                     for i, du in zip(idxs[:-1], dus):
                         arr[i] = common + du
                     arr[idxs[-1]] = common

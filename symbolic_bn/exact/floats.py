@@ -132,7 +132,9 @@ class FloatLog:
         return iter(self.readings)
 
     def assumptions(self) -> list[str]:
-        return [f"the float {r.describe()}" for r in self.readings]
+        """The readings that are assumptions: floats whose value is not exactly the rational
+        they were read as (1.0 or 0.5 are exact and need no mention)."""
+        return [f"the float {r.describe()}" for r in self.readings if Fraction(r.value) != r.rational]
 
 
 _LOG: contextvars.ContextVar = contextvars.ContextVar("symbolic_bn_float_log", default=None)

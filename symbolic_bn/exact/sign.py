@@ -261,8 +261,76 @@ def _constant_term(backend, p):
     return backend.coefficient(p, None)
 
 
-def _nonneg(space, ring, p):
+def _match_monomials(ring, K):
+    """The monomials a fact may be matched on: its leading one and those with only shared
+    generators (ε, constants), each with K's coefficient."""
     backend = ring.backend
+    space = ring.space
+    out = [backend.leading(K)]
+    shared = set()
+    for i, name in enumerate(ring.names):
+        if ring.is_variable_index(i):
+            if space.block_of_name[name] is None:
+                shared.add(i)
+        elif i in ring.atom_at and not ring.atom_at[i].home.label:
+            shared.add(i)
+    for m, c in backend.terms(K):
+        if any(m) and all(e == 0 or k in shared for k, e in enumerate(m)) and m != out[0][0]:
+            out.append((m, c))
+    return out
+
+
+def _combination(space, ring, p, facts, depth):
+    """'pos'/'nonneg' when p = Σ c_k·K_k + r with rationals c_k > 0, facts K_k and r passing the
+    term test (a depth-first search over which fact to subtract, matched on one monomial)."""
+    backend = ring.backend
+    prepared = [(K, pos, _match_monomials(ring, K)) for K, pos in facts]
+
+    def search(r, used, used_pos, left):
+        s = _term_test(space, ring, r)
+        if s == "pos" or (s == "nonneg" and used_pos and used):
+            return "pos"
+        if s == "nonneg":
+            return "nonneg"
+        if left == 0:
+            return None
+        for k, (K, pos, monoms) in enumerate(prepared):
+            if k in used:
+                continue
+            for monom, cK in monoms:
+                cr = _coefficient(backend, r, monom)
+                if not cr or cr / cK <= 0:
+                    continue
+                got = search(r - K * backend.coeff(cr / cK), used | {k}, used_pos or pos, left - 1)
+                if got is not None:
+                    return got
+        return None
+
+    return search(p, frozenset(), False, min(3, len(prepared)))
+
+
+def _square_plus_constant(ring, p):
+    """'pos'/'nonneg' when p − c is a positive multiple of a perfect square for its constant term
+    c ≥ 0 (so p ≥ c)."""
+    backend = ring.backend
+    c0 = _constant_term(backend, p)
+    if c0 < 0:
+        return None
+    q = p - backend.coeff(c0) if c0 else p
+    if backend.is_zero(q):
+        return None
+    _, lc = backend.leading(q)
+    if lc <= 0:
+        return None
+    if backend.perfect_sqrt(q * backend.coeff(1 / lc)) is None:
+        return None
+    return "pos" if c0 > 0 else "nonneg"
+
+
+def _nonneg(space, ring, p):
+    s = _square_plus_constant(ring, p)
+    if s is not None:
+        return s
     facts = _facts_for(space, ring)
     if facts:
         s = _fact_multiple(space, ring, p, facts)
@@ -273,35 +341,4 @@ def _nonneg(space, ring, p):
         return s
     if not facts:
         return None
-    leads = [(K, pos, backend.leading(normal.reduce(ring, K))) for K, pos in facts]
-
-    def subtract(r, K, lead):
-        monom, cK = lead
-        cr = _coefficient(backend, r, monom)
-        if not cr or (cr / cK) <= 0:
-            return None
-        return normal.reduce(ring, r - K * backend.coeff(cr / cK))
-
-    # each fact alone
-    for K, pos, lead in leads:
-        r = subtract(p, K, lead)
-        if r is None:
-            continue
-        s = _term_test(space, ring, r)
-        if s == "pos" or (s == "nonneg" and pos):
-            return "pos"
-        if s == "nonneg":
-            return "nonneg"
-    # greedily, every fact that matches
-    r, used_pos, used = p, False, False
-    for K, pos, lead in leads:
-        r2 = subtract(r, K, lead)
-        if r2 is not None:
-            r, used_pos, used = r2, used_pos or pos, True
-    if used:
-        s = _term_test(space, ring, r)
-        if s == "pos" or (s == "nonneg" and used_pos):
-            return "pos"
-        if s == "nonneg":
-            return "nonneg"
-    return None
+    return _combination(space, ring, p, [(normal.reduce(ring, K), pos) for K, pos in facts], 3)

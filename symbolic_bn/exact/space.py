@@ -46,12 +46,13 @@ _FACTOR_LIMIT = 10 ** 12
 class Fact:
     """A polynomial known to be positive or non-negative on the domain, and why."""
 
-    __slots__ = ("value", "kind", "reason", "label")
+    __slots__ = ("value", "kind", "reason", "label", "name")
 
-    def __init__(self, value, kind, reason):
+    def __init__(self, value, kind, reason, name=None):
         self.value = value
         self.kind = kind          # 'positive' or 'nonneg'
         self.reason = reason
+        self.name = name          # how to show it in messages (e.g. 'var[0]'), if it has a name
         self.label = value.ring.label if value.ring not in (None, MULTI) else frozenset()
 
 
@@ -122,7 +123,9 @@ class Space:
         an ulp, and logged), NumPy scalars, SymPy Rationals, or a Value of this space."""
         if type(v) is Value:
             if v.space is not self:
-                raise ExactArithmeticError("values of two different exact spaces were combined")
+                raise ExactArithmeticError(
+                    "values of two different exact computations were combined (a value from another check: "
+                    "does the function keep state between calls?)")
             return v
         if isinstance(v, sympy.Rational):
             return Value(self, None, self.backend.coeff(Fraction(int(v.p), int(v.q))))
@@ -535,16 +538,16 @@ class Space:
         return Value(self, ring, ring.atom_gen(atom))
 
     # ------------------------------------------------------------------ domain
-    def assume_positive(self, v: Value, reason: str) -> None:
+    def assume_positive(self, v: Value, reason: str, name: str | None = None) -> None:
         """State that ``v > 0`` on the domain (a hypothesis of the statement being proved)."""
         v = self.constant(v)
         if v.ring is None:
             if not v.constant_fraction() > 0:
                 raise ValueError(f"the assumption {reason!r} is false: {v} is not positive")
             return
-        self.facts.append(Fact(self.collapse(v), "positive", reason))
+        self.facts.append(Fact(self.collapse(v), "positive", reason, name))
 
-    def assume_sum_of_squares(self, terms, scale, reason: str) -> Value:
+    def assume_sum_of_squares(self, terms, scale, reason: str, name: str | None = None) -> Value:
         """Build ``scale·Σ t²`` (scale ≥ 0) and record it as non-negative -- true by
         construction, so this adds no hypothesis.  Returns the sum."""
         scale = Fraction(scale)
@@ -556,7 +559,7 @@ class Space:
             total = self.add(total, self.multiply(t, t))
         total = self.multiply(total, self.fraction(scale))
         if total.ring is not None:
-            self.facts.append(Fact(self.collapse(total), "nonneg", reason))
+            self.facts.append(Fact(self.collapse(total), "nonneg", reason, name))
         return total
 
     def unmet_conditions(self, atoms=None) -> list:
@@ -641,13 +644,41 @@ class Space:
 
     def display(self, v, limit: int = 200) -> str:
         """A short readable form of ``v`` in the inputs' names (never slow: large polynomials are
-        abbreviated instead of printed by SymPy)."""
+        abbreviated instead of printed by SymPy; a rational multiple of a named fact such as
+        ``var[0]`` plus a few terms is shown that way)."""
         from .convert import short_text
         try:
-            text = short_text(self.constant(v), limit)
+            v = self.constant(v)
+            text = self._in_fact_names(v) or short_text(v, limit)
         except Exception:  # display must never fail
             text = "<exact value>"
         return text if len(text) <= limit else text[:limit - 3] + "..."
+
+    def _in_fact_names(self, v):
+        """``c·name + rest`` when ``v`` is a rational multiple of a named fact plus a short rest."""
+        from .convert import SHORT_TERMS, _size, short_text
+        if v.ring is None or v.ring is MULTI or _size(v) <= SHORT_TERMS:
+            return None
+        ring, backend = v.ring, self.backend
+        p = normal.reduce(ring, v.poly())
+        for fact in sorted(self.facts, key=lambda f: f.kind != "nonneg"):
+            if fact.name is None or not fact.label <= ring.label:
+                continue
+            K = normal.reduce(ring, self.embed(fact.value, ring))
+            monom, cK = backend.leading(K)
+            cp = backend.coefficient(p, monom)
+            if not cp:
+                continue
+            c = cp / cK
+            rest = Value(self, ring, p - K * backend.coeff(c))
+            if _size(rest) > 6:
+                continue
+            head = fact.name if c == 1 else f"{c}·{fact.name}"
+            if backend.is_zero(rest.poly()):
+                return head
+            tail = short_text(rest, 80)
+            return f"{head} + {tail}" if not tail.startswith("-") else f"{head} - {tail[1:]}"
+        return None
 
     def __repr__(self):
         return (f"<Space {self.name}: {len(self.block_of_name)} variables, {len(self.rings)} rings, "

@@ -99,7 +99,9 @@ class Value:
     def _coerce(self, other):
         if type(other) is Value:
             if other.space is not self.space:
-                raise ExactArithmeticError("values of two different exact spaces were combined")
+                raise ExactArithmeticError(
+                    "values of two different exact computations were combined (a value from another check: "
+                    "does the function keep state between calls?)")
             return other
         return self.space.constant(other, _what="operand")
 

@@ -179,15 +179,8 @@ FLOAT_MODES = ("decimal", "exact")
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
-class UnsupportedOperation(TypeError):
-    """An operation the namespace cannot carry out in its number system.
-
-    The message names the operation (``xp.where``, ``astype``, ``numpy.floor``, ...) and says why.
-    """
-
-
-class UnsupportedAttribute(UnsupportedOperation, AttributeError):
-    """Raised for a name a namespace does not provide (also an ``AttributeError``)."""
+# one error class for every namespace (the exact engine's): the message names the operation
+from ..exact.errors import UnsupportedAttribute, UnsupportedOperation  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------
