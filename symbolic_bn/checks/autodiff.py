@@ -57,7 +57,8 @@ from the framework is an infinite error (``'FAIL'``).
 
 Points
 ------
-Point ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: x ~ s·N(0, 1) + m with
+Point ``i`` is drawn from ``numpy.random.default_rng([seed, i])`` (the same whatever ``order``
+and ``modes`` are): x ~ s·N(0, 1) + m with
 s ~ U(0.5, 2), m ~ N(0, 1); weight entries ±U(0.5, 1.5) (random signs); bias ~ N(0, 1);
 directions and the cotangent ~ N(0, 1) (never all ones: ``sum(BN(x))`` has an exactly zero
 gradient, pytorch#63541).  Everything is rounded to ``dtype`` first; the reference is evaluated
@@ -459,10 +460,12 @@ def _make_point(shapes, order: int, dtype: str, seed: int, index: int) -> _Point
     if shapes["bias_shape"] is not None:
         primals.append(rng.normal(size=shapes["bias_shape"]))
     primals = tuple(np.asarray(p, dtype=dt) for p in primals)
+    # always MAX_ORDER directions, so that a point does not depend on ``order``: the order-2
+    # rows of an order=3 run are those of an order=2 run
     directions = [tuple(np.asarray(rng.normal(size=p.shape), dtype=dt) for p in primals)
-                  for _ in range(order)]
+                  for _ in range(MAX_ORDER)]
     cotangent = np.asarray(rng.normal(size=xs), dtype=dt)
-    return _Point(primals, directions, cotangent)
+    return _Point(primals, directions[:order], cotangent)
 
 
 # --------------------------------------------------------------------------------------------
