@@ -483,6 +483,16 @@ ENTRIES: tuple[Entry, ...] = (
        means with exact rational coefficients.""", aliases=("ℚ", "Q", "over Q", "over ℚ", "over ℝ")),
     _e("Σ", E, """A sum: Σ_p over the N = H·W positions p of one channel, Σ_q likewise.""",
        aliases=("Σ_p", "Σ_q", "sum")),
+    _e("batchnorm_channel_first", G, """TorchLean's per-example channel-first BatchNorm: input x of
+       shape C×H×W, statistics (mean, variance) per channel over its H·W entries, γ and β per
+       channel. It is torch.nn.functional.instance_norm with N = 1, not BatchNorm2d in training
+       mode (that is layers.batch_norm).""", aliases=("batchnorm channel first",),
+       see=("statistics group",)),
+    _e("statistics group", G, """The entries that share one mean and one variance: a channel for
+       BatchNorm (over the batch and spatial axes in training mode), one (sample, channel) for
+       InstanceNorm, one row for LayerNorm and RMSNorm, one (sample, group of channels) for
+       GroupNorm. The domain asks var + ε > 0 in every group.""", aliases=("statistics groups", "group"),
+       see=("domain",)),
     _e("centered coordinates", E, """The end-to-end proof writes x_{c,p} = m_c + u_{c,p} with the
        u's of a channel summing to 0: an invertible change of variables that keeps the
        polynomials small, so an identity in m, u is one in x.""",

@@ -50,8 +50,9 @@ def test_wrong_backward_rejected_symbolically(fn):
             continue
         got, ref = _reevaluate_backward(fn, cex)
         assert differ_exactly(got, ref) is True
-        assert sympy.expand(got - cex["implementation"]) == 0
-        assert sympy.expand(ref - cex["reference"]) == 0
+        # the same numbers as the certificate's (possibly written differently)
+        assert differ_exactly(got, cex["implementation"]) is False
+        assert differ_exactly(ref, cex["reference"]) is False
 
 
 @pytest.mark.parametrize("fn", B.WRONG_BACKWARDS, ids=lambda f: f.__name__)

@@ -217,7 +217,7 @@ def test_numeric_fallback_results_go_to_the_crosschecks_of_the_report():
 @pytest.mark.parametrize("kwargs, exc, message", [
     ({"shape": "2x3x4"}, ValueError, r"symbolic_bn_check.backward: shape must be one \(C, H, W\) tuple"),
     ({"shape": (1, 2, 3), "shapes": [(1, 2, 3)]}, TypeError, "give shape or shapes, not both"),
-    ({"shape": (1, 2, 3), "layer": "layernorm"}, TypeError, "unknown option.*layer"),
+    ({"shape": (1, 2, 3), "frobnicate": "layernorm"}, TypeError, "unknown option.*frobnicate"),
     ({"shape": (1, 2, 3), "numeric": "yes"}, ValueError, "numeric must be None, True or False"),
 ])
 def test_fixture_refuses_bad_arguments_naming_them(kwargs, exc, message):

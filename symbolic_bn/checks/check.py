@@ -136,8 +136,11 @@ def _check(role, fn, layer, shape, eps, budget, seed):
     budget = _validate(who, fn, budget, seed)
     layer = _layer_for(who, layer, shape, eps)
     eps_argument = eps if isinstance(eps, float) else None
-    cert = Certificate(f"{role} {function_name(fn)} at {layer.shape_text()}, {layer.eps_text()}",
-                       parameters={"layer": layer.name, "shape": layer.input_shape, "eps": str(layer.eps),
+    where = layer.shape_text() if layer.name == "batchnorm_channel_first" else f"{layer.name} {layer.shape_text()}"
+    cert = Certificate(f"{role} {function_name(fn)} at {where}",
+                       parameters={"layer": layer.name, "shape": layer.input_shape,
+                                   "eps": "symbolic ε" if layer.symbolic_eps else str(layer.eps),
+                                   "eps_range": layer.eps_text(),
                                    "budget": budget, "seed": seed})
     out_names = ("y",) if role == "forward" else None
     deadline = None if budget is None else t0 + budget

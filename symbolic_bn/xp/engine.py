@@ -290,8 +290,8 @@ class ExactNamespace:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise UnsupportedAttribute(f"xp.{name} is not available in the exact namespace (it supports "
-                                   f"{', '.join(sorted(SUPPORTED))})")
+        raise UnsupportedAttribute(f"xp.{name} is not available in the exact namespace (the functions it "
+                                   "has are listed in symbolic_bn.xp.engine.SUPPORTED)")
 
     # -- conversion
     def asarray(self, obj, dtype=None, copy=None):
