@@ -493,6 +493,12 @@ ENTRIES: tuple[Entry, ...] = (
        InstanceNorm, one row for LayerNorm and RMSNorm, one (sample, group of channels) for
        GroupNorm. The domain asks var + ε > 0 in every group.""", aliases=("statistics groups", "group"),
        see=("domain",)),
+    _e("exact namespace", E, """The array namespace xp a checked function receives (or, for plain
+       NumPy code, the arrays it receives): NumPy-style functions whose entries are exact values
+       of the engine -- polynomials over the rationals in the inputs, with square roots,
+       inverses, exp and log as atoms. Operations it cannot do exactly (a cast to float32, a
+       ufunc without an exact counterpart such as floor) are refused by name.""",
+       aliases=("exact engine",), see=("side condition",)),
     _e("centered coordinates", E, """The end-to-end proof writes x_{c,p} = m_c + u_{c,p} with the
        u's of a channel summing to 0: an invertible change of variables that keeps the
        polynomials small, so an identity in m, u is one in x.""",

@@ -290,8 +290,7 @@ class ExactNamespace:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise UnsupportedAttribute(f"xp.{name} is not available in the exact namespace (the functions it "
-                                   "has are listed in symbolic_bn.xp.engine.SUPPORTED)")
+        raise UnsupportedAttribute(f"xp.{name} is not available in the exact namespace")
 
     # -- conversion
     def asarray(self, obj, dtype=None, copy=None):
