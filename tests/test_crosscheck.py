@@ -202,7 +202,7 @@ def test_reference_uses_exactly_the_rounded_inputs():
     only float64-sized errors; this holds only if the reference sees the same rounded inputs."""
     def in_float64(x, gamma, beta, eps, xp=np):
         assert x.dtype == np.float32 and gamma.dtype == np.float32
-        assert eps == float(np.float32(1e-5))
+        assert eps in (float(np.float32(1e-5)), float(np.float32(2e-5)))   # the eps probe: 2·eps
         return numeric.forward(x.astype(np.float64), gamma.astype(np.float64),
                                beta.astype(np.float64), eps)
     user = [{"x": np.full((2, 3, 3), 0.1) + np.arange(18).reshape(2, 3, 3) / 7,
@@ -278,7 +278,7 @@ def test_user_inputs_are_checked_and_grad_out_used():
              "grad_out": g}]
     res = crosscheck(backward=spy, points=2, inputs=user)
     assert res.ok and res.user_points == 1 and res.families["user"].points == 1
-    assert np.array_equal(seen[-1], g)
+    assert len(seen) == 4 and np.array_equal(seen[2], g)    # 2 generated, the user's, the eps probe
     # a wrong rule that is right on the generated points only is still caught on a user point
     def wrong_on_user(x, gamma, beta, grad_out, eps, xp=np):
         dx, dg, db = numeric.backward(x, gamma, beta, grad_out, eps)
@@ -497,7 +497,7 @@ def test_nan_or_inf_output_is_a_failing_result_not_an_exception(fn, role, output
     assert not out.ok and out.max_ratio == float("inf") and out.max_abs == float("inf")
     assert out.nonfinite > 0 and out.worst["point"] == 0
     assert all(o.ok for name, o in res.outputs.items() if name != output)
-    assert len(res.problems) == 2                      # one message per point
+    assert len(res.problems) == 3                      # one message per point (and the eps probe)
     msg = res.problems[0]
     assert fn.__name__ in msg and role in msg
     assert f"returned {kind} at point 0 (family 'normal')" in msg and f"{output}[" in msg
@@ -821,10 +821,55 @@ def test_a_budget_that_runs_out_gives_an_incomplete_result_never_a_pass():
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     # the next run in the same process is not affected
     again = crosscheck(numeric.forward, numeric.backward, points=len(FAMILIES), budget=float("inf"))
-    assert again.ok and again.complete and again.points_checked == len(FAMILIES)
+    assert again.ok and again.complete and again.points_checked == len(FAMILIES) + 1  # + eps probe
 
 
 @pytest.mark.parametrize("budget", [0, -1.0, float("nan"), True, "10"])
 def test_bad_budgets_are_refused(budget):
     with pytest.raises(ValueError, match="^budget must be a positive number of seconds"):
         crosscheck(numeric.forward, budget=budget)
+
+
+# --------------------------------------------- an ignored eps argument (adversarial review)
+
+def _fw_hardcoded_eps(x, gamma, beta, eps, xp=np):
+    return numeric.forward(x, gamma, beta, 1e-5)          # PyTorch's default, whatever eps is
+
+
+def _bw_hardcoded_eps(x, gamma, beta, grad_out, eps, xp=np):
+    return numeric.backward(x, gamma, beta, grad_out, 1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_function_that_ignores_eps_fails_even_at_its_hard_coded_eps(dtype):
+    for kwargs, output in ((dict(forward=_fw_hardcoded_eps), "y"),
+                           (dict(backward=_bw_hardcoded_eps), "dx")):
+        res = crosscheck(**kwargs, dtype=dtype)                 # the default eps is 1e-5 too
+        assert all(f.ok for f in res.families.values())         # every regular point agrees
+        assert not res.ok and not res.outputs[output].ok
+        assert res.outputs[output].worst["family"] == "eps_probe"
+        assert not res.eps_probe.ok and res.eps_probe_value == float(np.dtype(dtype).type(2e-5))
+        assert "eps probe (1 small_variance point at eps = " in res.summary()
+        assert res.to_dict()["eps_probe"]["family"] == "small_variance"
+
+
+def test_the_eps_probe_passes_correct_code_at_every_sign_of_eps():
+    for eps, probe in ((1e-3, 2e-3), (0.0, 1e-6), (-1e-7, -5e-8)):
+        res = crosscheck(numeric.forward, numeric.backward, eps=eps, points=len(FAMILIES))
+        assert res.ok and res.eps_probe.ok and res.eps_probe.points == 1, res.summary()
+        assert res.eps_probe_value == probe
+        assert set(res.families) == set(FAMILIES)
+        assert res.to_dict()["eps_probe"]["eps"] == probe
+
+
+def test_the_eps_probe_stays_within_the_requested_families():
+    seen = []
+
+    def spy(x, gamma, beta, eps, xp=np):
+        seen.append((float(eps), x.astype(np.float64)))
+        return numeric.forward(x, gamma, beta, eps)
+
+    res = crosscheck(spy, points=2, families=("large_mean",))
+    assert res.ok and res.eps_probe_family == "large_mean"
+    assert [e for e, _ in seen] == [1e-5, 1e-5, 2e-5]
+    assert all(np.all(np.abs(x.reshape(2, -1).mean(axis=1)) > 9e3) for _, x in seen)

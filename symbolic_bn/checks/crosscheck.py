@@ -31,7 +31,13 @@ Point families
 * ``user``           -- the dicts given in ``inputs``.
 
 Points are assigned to families round-robin; point ``i`` is generated from
-``numpy.random.default_rng([seed, i])`` so it depends only on ``(seed, i)``.  γ is generic
+``numpy.random.default_rng([seed, i])`` so it depends only on ``(seed, i)``.  After them comes
+one **eps probe**: a ``small_variance`` point (or, when ``families`` leaves that family out, a
+point of the first family given) generated for, and checked at, another eps (``2·eps``;
+``eps/2`` for a negative eps, ``1e-6`` for eps = 0).  A function that ignores its
+``eps`` argument (hard-codes PyTorch's default 1e-5, crosscheck's default too) passes every point
+at that eps but fails the probe.  Its figures count in the outputs (``worst`` then names the
+family ``eps_probe``) and are reported in ``CrosscheckResult.eps_probe``, not in ``families``.  γ is generic
 (magnitudes U(0.5, 2), random signs, and every even point has at least one negative γ), β ~ N(0,1),
 and the cotangent ``grad_out`` is a generic random array (N(0,1) plus a per-channel offset) --
 never all ones, because with ``g ≡ 1`` the exact ``dx`` is 0 for *any* rule of the form
@@ -85,11 +91,14 @@ factor of 335 at 1×32×32 in float32.  ``c = 8`` bounds the number of elementwi
 that reach one component (about 6 for y, 8 for dx, counted for the two-pass, division and fused
 forms) and is the ``λ`` (times the 2–3 chained reductions) of the √N term.  Measured worst
 ``err/bound``, over every family, seeds 0 and 1 and shapes from 1×1×2 to 3×16×16 and 1×32×32
-(and 1×64×64, 1×128×128 with seed 0), float32 and float64: ≤ 0.09 for our runtime and for
-PyTorch's ``instance_norm``, ≤ 0.12 for two-pass variants with *recursive* (sequential,
-``cumsum``) summation and with the fused scale/shift x̂, and ≤ 0.1 for float32 one-pass (Welford)
-statistics -- a margin of ~8 on the most error-prone correct evaluation tried, and the ratio
-does not grow with N (the √N growth matches what the recursive sums actually do).  This is a
+(and 1×64×64, 1×128×128), float32 and float64: ≤ 0.09 for our runtime and for PyTorch's
+``instance_norm``, ≤ 0.11 for two-pass variants with *recursive* (sequential, ``cumsum``)
+summation and with the fused scale/shift x̂, ≤ 0.09 for one-pass (Welford) statistics in
+row-major order -- a margin of ~10 on these, and the ratio does not grow with N (the √N growth
+matches what the recursive sums actually do).  The least accurate correct evaluation found is
+a float32 one-pass (Welford) mean visiting the positions in *column-major* order: 0.37 on
+``large_mean`` at 1×64×64 (seed 1; 0.06–0.07 at 1×32×32 and 1×128×128), because its running
+mean (≈ 1e4) stops moving once the update ``(x − m)/k`` is below half an ulp of m.  This is a
 realistic (probabilistic) bound, not a worst-case guarantee: an adversarial input whose rounding
 errors all align could in principle exceed it for a correct implementation; the generated families
 do not.  The bound is small enough to reject what matters:
@@ -509,6 +518,17 @@ def _gen_sparse(rng, shape):
     return x, g
 
 
+EPS_PROBE = "eps_probe"
+
+
+def _probe_eps(eps, np_dtype) -> float:
+    """The eps of the extra point: 2·eps (eps > 0), eps/2 (eps < 0), 1e-6 (eps = 0), in dtype."""
+    value = 2.0 * eps if eps > 0 else (eps / 2.0 if eps < 0 else 1e-6)
+    with np.errstate(over="ignore"):
+        out = float(np_dtype(value))
+    return out if math.isfinite(out) else eps
+
+
 def _reduction_terms(family, x):
     """How many terms of the implementation's sums carry rounding errors (the N of growth(N))."""
     n = x.shape[1] * x.shape[2]
@@ -701,6 +721,9 @@ class CrosscheckResult:
     budget: Optional[float] = None
     complete: bool = True
     points_checked: int = 0
+    eps_probe: Optional["FamilyReport"] = None
+    eps_probe_value: Optional[float] = None
+    eps_probe_family: Optional[str] = None
 
     @property
     def bessel_ratio(self) -> float:
@@ -742,6 +765,9 @@ class CrosscheckResult:
             "notes": list(self.notes),
             "budget": self.budget,
             "complete": self.complete,
+            "eps_probe": (None if self.eps_probe is None else
+                          {"eps": self.eps_probe_value, "family": self.eps_probe_family,
+                           **self.eps_probe.to_dict()}),
             "points_checked": self.points_checked,
             "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
             "families": {k: v.to_dict() for k, v in self.families.items()},
@@ -753,7 +779,7 @@ class CrosscheckResult:
         what = "+".join(self.checked)
         lines.append(f"crosscheck [{what}]  dtype={self.dtype}  dps={self.dps}  eps={self.eps!r} "
                      f"(as {self.dtype}: {self.eps_used!r})  shape={self.shape}  "
-                     f"points={self.points}+{self.user_points} user  seed={self.seed}")
+                     f"points={self.points}+{self.user_points} user+1 eps probe  seed={self.seed}")
         lines.append(f"bound: {BOUND_FORMULA}, c = {self.bound_factor}, "
                      f"u = {self.unit_roundoff:.3g} (family sparse: sqrt(k), k <= "
                      f"{SPARSE_NONZEROS} nonzero entries, for sqrt(N))")
@@ -771,6 +797,11 @@ class CrosscheckResult:
                          f"(worst err/bound {max(f.max_ratio.values(), default=0.0):.2e})"
                          for f in self.families.values())
         lines.append(f"families: {fams}")
+        if self.eps_probe is not None and self.eps_probe.points:
+            f = self.eps_probe
+            lines.append(f"eps probe (1 {self.eps_probe_family} point at eps = {self.eps_probe_value!r}, to "
+                         f"catch an ignored eps argument): {'ok' if f.ok else 'FAIL'} (worst "
+                         f"err/bound {max(f.max_ratio.values(), default=0.0):.2e})")
         for rc in self.reference_check:
             lines.append(f"reference self-check ({rc['family']}#{rc['point']}): "
                          f"|FD - <t,J^T g>| = {rc['fd_vs_vjp']:.1e}, "
@@ -796,7 +827,7 @@ class CrosscheckResult:
             lines.append(f"... and {len(self.problems) - 10} more point(s) with NaN/inf")
         if not self.complete:
             lines.append(f"RESULT: INCOMPLETE: the time budget of {self.budget:g} s ran out after "
-                         f"{self.points_checked} of {self.points + self.user_points} points "
+                         f"{self.points_checked} of {self.points + self.user_points + 1} points (with the eps probe) "
                          f"(not a PASS)")
             return "\n".join(lines)
         lines.append(f"RESULT: {'PASS' if self.ok else 'FAIL'}"
@@ -909,11 +940,25 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
             x = _gen_x(fam, rng, shape, eps_used)
             g = _gen_grad(rng, shape)
         plan.append((fam, i, x.astype(np_dtype), gamma.astype(np_dtype),
-                     beta.astype(np_dtype), g.astype(np_dtype)))
+                     beta.astype(np_dtype), g.astype(np_dtype), eps_used))
     for k, (x, gamma, beta, g) in enumerate(user):
         if g is None:
             g = _gen_grad(np.random.default_rng([seed, points + k, 1]), x.shape).astype(np_dtype)
-        plan.append(("user", points + k, x, gamma, beta, g))
+        plan.append(("user", points + k, x, gamma, beta, g, eps_used))
+    # one more point at another eps (variance comparable to it): a function that ignores its
+    # eps argument (say, hard-codes PyTorch's 1e-5) would otherwise pass at that same eps
+    probe_eps = _probe_eps(eps_used, np_dtype)
+    probe_family = "small_variance" if "small_variance" in families else families[0]
+    i = points + len(user)
+    rng = np.random.default_rng([seed, i, 3])
+    gamma, beta = _gen_params(rng, shape[0], i)
+    if probe_family == "sparse":
+        x, g = _gen_sparse(rng, shape)
+    else:
+        x = _gen_x(probe_family, rng, shape, probe_eps)
+        g = _gen_grad(rng, shape)
+    plan.append((EPS_PROBE, i, x.astype(np_dtype), gamma.astype(np_dtype), beta.astype(np_dtype),
+                 g.astype(np_dtype), probe_eps))
 
     reports = {name: OutputReport(name) for name in out_names}
     # per output: largest |ref with an N − 1 variance − ref| / bound over its components
@@ -926,10 +971,10 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     points_done, timed_out = 0, False
 
     with mp.workdps(dps):
-        eps_mp = mp.mpf(eps_used)
         try:
             with time_budget(budget):
-                for fam, i, x, gamma, beta, g in plan:
+                for fam, i, x, gamma, beta, g, pt_eps in plan:
+                    eps_mp = mp.mpf(pt_eps)
                     where = f"point {i} (family {fam!r})"
                     fr = fam_reports.setdefault(fam, FamilyReport(fam))
                     fr.points += 1
@@ -961,7 +1006,7 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
                     else:
                         bessel = None  # N − 1 = 0: such a variance is 0/0, its output NaN (caught)
                         bessel_ratios = {name: math.inf for name in bessel_ratios}
-                    if fam not in seen_family:
+                    if fam not in seen_family and fam != EPS_PROBE:
                         seen_family.add(fam)
                         fig = _reference_self_check(xs, gam, bet, gs, eps_mp, fw, bw,
                                                     np.random.default_rng([seed, i, 2]), dps)
@@ -969,12 +1014,12 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
 
                     got, got_label = {}, {}
                     if forward is not None:
-                        out, label = _call(forward, "forward", (x, gamma, beta, eps_used, np),
+                        out, label = _call(forward, "forward", (x, gamma, beta, pt_eps, np),
                                            ("x", "gamma", "beta"), where, notes)
                         got["y"] = _as_output(out, label, "the output", x.shape)
                         got_label["y"] = _fname(forward, "forward")
                     if backward is not None:
-                        out, label = _call(backward, "backward", (x, gamma, beta, g, eps_used, np),
+                        out, label = _call(backward, "backward", (x, gamma, beta, g, pt_eps, np),
                                            ("x", "gamma", "beta", "grad_out"), where, notes)
                         if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") \
                                 or isinstance(out, np.ndarray):
@@ -990,7 +1035,8 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
                             got_label[name] = _fname(backward, "backward")
 
                     tol_e = mp.mpf(BOUND_FACTOR) * mp.mpf(u)
-                    tol_r = tol_e * _growth(_reduction_terms(fam, x))
+                    tol_r = tol_e * _growth(_reduction_terms(
+                        probe_family if fam == EPS_PROBE else fam, x))
                     for name in out_names:
                         arr, rdtype = got[name]
                         _note_nonfinite(problems, reports[name], arr, name, got_label[name], where)
@@ -1060,6 +1106,7 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     for rep in reports.values():
         rep.ok = rep.max_ratio <= 1.0
     ok = all(rep.ok for rep in reports.values()) and not timed_out
+    probe_report = fam_reports.pop(EPS_PROBE, None)
     return CrosscheckResult(
         ok=ok, outputs=reports, families=fam_reports, reference_check=ref_checks,
         dtype=dtype, dps=dps, eps=float(eps), eps_used=eps_used, shape=shape, seed=int(seed),
@@ -1068,4 +1115,5 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
         forward_name=None if forward is None else _fname(forward, "forward"),
         backward_name=None if backward is None else _fname(backward, "backward"),
         problems=problems, notes=notes, budget=budget, complete=not timed_out,
-        points_checked=points_done)
+        points_checked=points_done, eps_probe=probe_report, eps_probe_value=probe_eps,
+        eps_probe_family=probe_family)
