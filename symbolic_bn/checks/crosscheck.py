@@ -116,8 +116,9 @@ What the bound can and cannot catch: an N − 1 variance
 An N − 1 (Bessel-corrected) variance is *not* an O(1) error: it scales x̂ by about
 ``1 − 1/(2N)``, a relative error of 1/(2N) that shrinks with N, while the bound allows a relative
 error of ``c·u·√N`` for what the reductions feed into x̂.  On the dense families the two meet at
-``1/(2N) ≈ c·u·√N``, i.e. N ≈ 10⁴ in float32 (err/bound of an N − 1 variance: 211 → 25 at
-N = 1024, 0.41 at 1×128×128 on ``normal``), far beyond any shape in float64.  On the ``sparse``
+``1/(2N) ≈ c·u·√N``, so the err/bound of an N − 1 variance falls like N^(−3/2): on ``normal``
+in float32, y 25 at N = 1024, 3.2 at 4096, 0.41 at 16 384 (1×128×128); dγ only 2.5 at N = 1024.
+In float64 this is far beyond any shape.  On the ``sparse``
 family the reductions are (nearly) exact, so only the elementwise roundings remain and the
 N − 1 deviation stays above the bound much longer.  Measured (seed 0), err/bound of an exact
 N − 1 variance on ``sparse``: y ≈ 2.2·10⁵/N, dx ≈ 1.9·10⁵/N, dγ ≈ 1.25·10⁵/N in float32 (y: 211
@@ -133,8 +134,8 @@ used for any one output must be caught).  ``bessel_caught`` is ``bessel_ratio > 
 rounding errors, at most one bound, all point against the deviation); ``N = 1`` counts as caught
 (an N − 1 variance is 0/0 there).  When it is false -- in float32 with the ``sparse`` family
 for N ≳ 6·10⁴ (about 250×250) when dγ is checked and N ≳ 1.1·10⁵ (about 330×330) for the forward
-alone; N ≳ 10⁴ without it (``families`` not including ``sparse``, or fewer than 5 points) -- the
-printed table says ``WARNING: an N-1 (Bessel-corrected) variance could PASS
+alone; without it (``families`` not including ``sparse``, or fewer than 5 points) already for
+N ≳ 5·10³ (y) or N ≳ 1.2·10³ (dγ) -- the printed table says ``WARNING: an N-1 (Bessel-corrected) variance could PASS
 this run`` and the RESULT line carries the warning: a PASS there does not rule out an N − 1
 variance.  Use float64, or a smaller H·W, to rule it out.
 
