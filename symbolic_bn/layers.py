@@ -192,7 +192,7 @@ class Layer:
         if self.name == "group_norm":
             text += f", G={self.groups}"
         if self.normalized_shape is not None:
-            text += f", normalized_shape=({', '.join(map(str, self.normalized_shape))})"
+            text += f", normalized_shape={tuple(self.normalized_shape)}"
         return text
 
     def eps_text(self) -> str:

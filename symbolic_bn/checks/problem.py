@@ -32,7 +32,8 @@ __all__ = ["Problem"]
 class Problem:
     """Space, inputs, domain and reference of one layer (module docstring)."""
 
-    def __init__(self, layer, *, backend=None, with_cotangent=True):
+    def __init__(self, layer, *, backend=None, with_cotangent=True, with_tangents=False,
+                 positive_domain=True, eps_sign=None):
         self.layer = layer
         space = self.space = Space(backend, name=layer.name)
         inputs = self.inputs = Inputs(space)
@@ -52,11 +53,18 @@ class Problem:
         self.g_name = "grad_out"
         if with_cotangent:
             inputs.plain(self.g_name, layer.input_shape, group_of)
+        self.tangent_names = None
+        if with_tangents:  # a tangent (dx, dweight, dbias) as variables, for JVP statements
+            self.tangent_names = ("t_" + self.x_name, "t_" + self.w_name) + (("t_" + self.b_name,) if self.b_name else ())
+            inputs.plain(self.tangent_names[0], layer.input_shape, group_of)
+            inputs.plain(self.tangent_names[1], layer.weight_shape, block_of_param)
+            if self.b_name:
+                inputs.plain(self.tangent_names[2], layer.bias_shape, block_of_param)
         self.eps_symbol = layer.eps if layer.symbolic_eps else None
         if self.eps_symbol is not None:
-            sign = ("positive" if self.eps_symbol.is_positive else "negative" if self.eps_symbol.is_negative
-                    else "nonneg" if self.eps_symbol.is_nonnegative else "nonpos"
-                    if self.eps_symbol.is_nonpositive else None)
+            sign = eps_sign or ("positive" if self.eps_symbol.is_positive else "negative"
+                                if self.eps_symbol.is_negative else "nonneg" if self.eps_symbol.is_nonnegative
+                                else "nonpos" if self.eps_symbol.is_nonpositive else None)
             inputs.scalar("eps", None, sign=sign)
             space.display_map["eps"] = self.eps_symbol
         self.xp = ExactNamespace(space)
@@ -64,13 +72,15 @@ class Problem:
         self.bias = to_values(space, inputs.array(self.b_name)) if self.b_name else None
         self.grad_out = to_values(space, inputs.array(self.g_name)) if with_cotangent else None
         self.x = to_values(space, inputs.array(self.x_name))
+        self.tangents = ([to_values(space, inputs.array(n)) for n in self.tangent_names]
+                         if self.tangent_names else None)
         self.eps = space.var("eps") if self.eps_symbol is not None else space.fraction(layer.eps)
-        self._domain()
+        self._domain(positive_domain)
         self._y = None
         self._backward = None
 
     # -- the domain
-    def _domain(self):
+    def _domain(self, positive=True):
         space, layer = self.space, self.layer
         self.statistics = {}
         for group, members in layer.members.items():
@@ -87,8 +97,9 @@ class Problem:
                 terms, Fraction(1, n), f"{word} of {layer.group_word} {group} is a sum of squares",
                 name=f"{word}[{label}]")
             z = stat + self.eps
-            space.assume_positive(z, f"the domain: {word} + ε > 0 for {layer.group_word} {group}",
-                                  name=f"({word}[{label}] + ε)")
+            if positive:
+                space.assume_positive(z, f"the domain: {word} + ε > 0 for {layer.group_word} {group}",
+                                      name=f"({word}[{label}] + ε)")
             self.statistics[group] = (stat, z)
 
     def domain_statement(self) -> str:

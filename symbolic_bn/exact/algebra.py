@@ -49,43 +49,8 @@ def default_backend() -> str:
 # Exact SymPy algebra with Lean's conventions
 
 
-class ExactAlgebra:
-    """SymPy expressions; numbers stay exact (Rationals, square roots of rationals)."""
+from ..graphs.algebra import EXACT, ExactAlgebra  # noqa: E402,F401 - moved
 
-    name = "sympy-exact"
-    zero = sympy.Integer(0)
-    one = sympy.Integer(1)
-
-    def const(self, q) -> sympy.Expr:
-        q = Fraction(q)
-        return sympy.Rational(q.numerator, q.denominator)
-
-    def __init__(self, parameters=None):
-        # values substituted for symbolic parameters (e.g. {ε: 1/10}) when evaluating at a point
-        self.parameters = dict(parameters or {})
-
-    def parameter(self, value):
-        return self.parameters.get(value, value)
-
-    def sum(self, items):
-        items = list(items)
-        return sympy.Add(*items) if items else self.zero
-
-    def sqrt_clamp(self, z):
-        return sympy.sqrt(sympy.Max(z, 0))
-
-    def sqrt_clamp_deriv(self, z):
-        # Lean: 1 / (2 * Real.sqrt z), with Real.sqrt z = 0 and 1/0 = 0 for z <= 0.
-        return sympy.Piecewise((1 / (2 * sympy.sqrt(z)), z > 0), (0, True))
-
-    def inv(self, z):
-        return sympy.Piecewise((1 / z, sympy.Ne(z, 0)), (0, True))
-
-    def inv_deriv(self, z):
-        return sympy.Piecewise((-1 / z ** 2, sympy.Ne(z, 0)), (0, True))
-
-
-EXACT = ExactAlgebra()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +167,8 @@ _FLINT_Q = _flint.fmpq if _flint is not None else None
 def is_zero(p) -> bool:
     if type(p) is _FLINT_POLY:  # the hot path of the prover
         return p.is_zero()
+    if type(p).__name__ == "Value":  # the engine's scalar: syntactic zero only
+        return p.is_syntactic_zero()
     if type(p) is _FLINT_Q:  # (python-flint 0.9's fmpq(0).is_zero() answers False)
         return p == 0
     if isinstance(p, LinearForm):

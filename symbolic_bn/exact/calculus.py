@@ -104,3 +104,53 @@ def directional(space, v: Value, tangent: dict) -> Value:
             continue
         total = space.add(total, space.multiply(d, space.constant(t)))
     return total
+
+
+class Jacobian:
+    """Partial derivatives of many Values of one Space with respect to its variables, each atom's
+    gradient computed once (forward accumulation: ``∂v/∂x = Σ_g ∂v/∂g · ∂g/∂x`` over the
+    generators g of v, with ``∂atom/∂x`` cached per ring)."""
+
+    def __init__(self, space):
+        self.space = space
+        self._atom_grads: dict = {}
+
+    def of(self, v) -> dict:
+        """``{variable name: ∂v/∂variable}`` (Values), zero partials left out."""
+        space = self.space
+        v = space.constant(v)
+        if v.ring is None:
+            return {}
+        parts = v.p.items() if v.ring is MULTI else [(v.ring, v.poly())]
+        out: dict = {}
+        for ring, p in parts:
+            for name, d in self._poly(ring, p).items():
+                val = Value(space, ring, d)
+                out[name] = space.add(out[name], val) if name in out else val
+        return out
+
+    def _poly(self, ring, p) -> dict:
+        backend = self.space.backend
+        p = ring.lift(p)
+        acc: dict = {}
+        for i in backend.present(p):
+            d = backend.derivative(p, i)
+            if ring.is_variable_index(i):
+                name = ring.names[i]
+                acc[name] = ring.lift(acc[name]) + d if name in acc else d
+            else:
+                for name, q in self._atom(ring, ring.atom_at[i]).items():
+                    term = ring.lift(d) * ring.lift(q)
+                    acc[name] = ring.lift(acc[name]) + term if name in acc else term
+        return {n: ring.lift(q) for n, q in acc.items() if not backend.is_zero(ring.lift(q))}
+
+    def _atom(self, ring, atom) -> dict:
+        key = (id(ring), atom.id)
+        got = self._atom_grads.get(key)
+        if got is not None:
+            return got
+        fprime = atom_derivative(self.space, ring, atom)
+        arg = ring.argument(atom)
+        out = {n: ring.lift(fprime) * q for n, q in self._poly(ring, arg).items()}
+        self._atom_grads[key] = out
+        return out

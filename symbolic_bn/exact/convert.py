@@ -304,6 +304,11 @@ def _vandermonde_inverse(n):
     return inv_rows
 
 
+def _ascii_name(name: str) -> str:
+    """A generator name the polynomial backends accept (non-ASCII letters spelled out)."""
+    return "".join(c if c.isascii() else f"u{ord(c):04x}" for c in name)
+
+
 class SympyImport:
     """Converts SymPy expressions into Values of one Space, with opaque shared variables for
     what is not algebraic (declared up front: call :meth:`declare` for every expression first)."""
@@ -315,20 +320,25 @@ class SympyImport:
         self._memo: dict = {}
 
     def declare(self, expr, block_of=None) -> None:
-        """Declare variables for the free symbols and opaque parts of ``expr``."""
+        """Declare variables for the free symbols and opaque parts of ``expr`` (a symbol's sign
+        assumptions -- positive, negative, nonzero -- become the variable's)."""
         for s in sorted(expr.free_symbols, key=str):
             if s not in self.names:
-                name = str(s)
+                name = _ascii_name(str(s))
                 if name in self.space.block_of_name:
                     name = f"{name}#{len(self.names)}"
                 self.names[s] = name
-                sign = "positive" if s.is_positive else ("nonzero" if False else None)
+                sign = ("positive" if s.is_positive else "negative" if s.is_negative
+                        else "nonneg" if s.is_nonnegative else "nonpos" if s.is_nonpositive
+                        else "nonzero" if s.is_nonzero else None)
                 self.space.variable(name, block_of(s) if block_of else None, sign=sign)
+                self.space.display_map[name] = s
         for sub in sympy.preorder_traversal(expr):
             if self._is_opaque(sub) and sub not in self.opaque:
                 name = f"opaque{len(self.opaque) + 1}"
                 self.opaque[sub] = name
                 self.space.variable(name, None)
+                self.space.display_map[name] = sub
 
     @staticmethod
     def _is_opaque(e) -> bool:

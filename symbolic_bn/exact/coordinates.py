@@ -24,6 +24,7 @@ import numpy as np
 import sympy
 
 from .calculus import gradient
+from .value import _CONTEXT_ERRORS
 
 
 __all__ = ["Inputs", "entry_name"]
@@ -80,6 +81,7 @@ class Inputs:
         self._var_of_entry: dict = {}             # (name, idx) -> variable name (plain)
         self._centered: dict[str, _Centered] = {}
         self._values: dict[str, np.ndarray] = {}
+        self._owner = None
 
     # -- declarations (before any computation)
     def plain(self, name, shape, block_of=lambda idx: None, sign=None):
@@ -150,10 +152,15 @@ class Inputs:
     # -- derivatives
     def gradient(self, L, names=None) -> dict[str, np.ndarray]:
         """``{input name: array of ∂L/∂entry}`` for the named inputs (default: all)."""
-        space = self.space
         names = list(self.arrays) if names is None else list(names)
         wanted = [v for n in names for v in self.variables(n)]
-        partial = gradient(space, L, wanted)
+        return self.entry_partials(gradient(self.space, L, wanted), names)
+
+    def entry_partials(self, partial: dict, names=None) -> dict[str, np.ndarray]:
+        """Partial derivatives with respect to variables (``{variable name: Value}``, missing ones
+        zero) as ``{input name: array of ∂/∂entry}`` through the coordinate maps."""
+        space = self.space
+        names = list(self.arrays) if names is None else list(names)
         zero = space.zero()
         out = {}
         for name in names:
@@ -175,6 +182,52 @@ class Inputs:
             out[name] = arr
         return out
 
+    def sparse_partials(self, partial: dict) -> dict:
+        """``{(input name, index): ∂/∂entry}`` for the entries whose coordinates occur in
+        ``partial`` (``{variable name: Value}``); entries of untouched groups are left out."""
+        space = self.space
+        zero = space.zero()
+        out = {}
+        if self._owner is None:
+            self._index_variables()
+        touched = {}
+        for var, val in partial.items():
+            owner = self._owner.get(var)
+            if owner is None:
+                continue
+            kind, name, key = owner
+            if kind == "plain":
+                out[(name, key)] = val
+            else:
+                touched.setdefault((name, key), None)
+        for name, block in touched:
+            idxs = self._centered[name].members[block]
+            n = len(idxs)
+            dm = partial.get(f"mean {name}[{block}]", zero)
+            dus = [partial.get(f"dev {entry_name(name, i)}", zero) for i in idxs[:-1]]
+            common = (dm - _sum(space, dus)) * Fraction(1, n)
+            for i, du in zip(idxs[:-1], dus):
+                out[(name, i)] = common + du
+            out[(name, idxs[-1])] = common
+        return out
+
+    def jacobian(self) -> "EntryJacobian":
+        """A cached Jacobian with respect to the input entries (:class:`EntryJacobian`)."""
+        return EntryJacobian(self)
+
+    def _index_variables(self):
+        owner = {}
+        self._dev_index = {}
+        for (name, idx), var in self._var_of_entry.items():
+            owner[var] = ("plain", name, idx)
+        for name, c in self._centered.items():
+            for block, idxs in c.members.items():
+                owner[f"mean {name}[{block}]"] = ("centered", name, block)
+                for i in idxs[:-1]:
+                    owner[f"dev {entry_name(name, i)}"] = ("centered", name, block)
+                    self._dev_index[f"dev {entry_name(name, i)}"] = i
+        self._owner = owner
+
     def point_values(self, name, numbers) -> dict:
         """``{variable name: exact number}`` for the input ``name`` at the exact array ``numbers``
         (its entries Fractions/ints)."""
@@ -195,3 +248,101 @@ class Inputs:
     def members(self, name):
         """For a centered input: ``{block: [indices]}``."""
         return self._centered[name].members
+
+
+class EntryJacobian:
+    """Partial derivatives of Values with respect to the input *entries* (through the coordinate
+    maps), each atom's computed once.  For a value v with generators g:
+
+        ∂v/∂x_q = Σ_g ∂v/∂g · ∂g/∂x_q,
+
+    where a plain variable contributes to its own entry, a group's mean m and deviations u_p
+    (x_p = m + u_p, x_last = m − Σu) contribute ∂v/∂u_p to entry p and (∂v/∂m − Σ_p ∂v/∂u_p)/n to
+    every entry of the group, and an atom contributes ∂v/∂atom times the atom's own (cached)
+    entry gradient.  So a value's gradient costs O(entries it depends on), not O(entries²)."""
+
+    def __init__(self, inputs: "Inputs"):
+        self.inputs = inputs
+        self.space = inputs.space
+        if inputs._owner is None:
+            inputs._index_variables()
+        self._atoms: dict = {}
+
+    def of(self, v) -> dict:
+        """``{(input name, index): ∂v/∂entry}`` (Values); zero entries may be left out."""
+        from .value import MULTI, Value
+        space = self.space
+        v = space.constant(v)
+        if v.ring is None:
+            return {}
+        parts = v.p.items() if v.ring is MULTI else [(v.ring, v.poly())]
+        out: dict = {}
+        for ring, p in parts:
+            for entry, q in self._poly(ring, ring.lift(p)).items():
+                val = Value(space, ring, q)
+                out[entry] = space.add(out[entry], val) if entry in out else val
+        return out
+
+    def _poly(self, ring, p) -> dict:
+        backend = self.space.backend
+        owner = self.inputs._owner
+        acc: dict = {}
+        common: dict = {}  # (name, block) -> polynomial added to every entry of the group
+
+        lift = ring.lift
+
+        def add(table, key, q):
+            old = table.get(key)
+            if old is None:
+                table[key] = q
+            else:
+                try:
+                    table[key] = old + q
+                except _CONTEXT_ERRORS:  # the ring grew (a new atom) meanwhile
+                    table[key] = lift(old) + lift(q)
+
+        for i in backend.present(p):
+            d = backend.derivative(p, i)
+            if ring.is_variable_index(i):
+                who = owner.get(ring.names[i])
+                if who is None:
+                    continue  # a variable that is not an input entry (ε, an opaque value)
+                kind, name, key = who
+                if kind == "plain":
+                    add(acc, (name, key), d)
+                    continue
+                members = self.inputs._centered[name].members[key]
+                n = len(members)
+                if ring.names[i].startswith("mean "):
+                    add(common, (name, key), d * backend.coeff(Fraction(1, n)))
+                else:
+                    idx = self.inputs._dev_index[ring.names[i]]
+                    add(acc, (name, idx), d)
+                    add(common, (name, key), d * backend.coeff(Fraction(-1, n)))
+            else:
+                for entry, q in self._atom(ring, ring.atom_at[i]).items():
+                    try:
+                        prod = d * q
+                    except _CONTEXT_ERRORS:
+                        prod = lift(d) * lift(q)
+                    add(acc, entry, prod)
+        for (name, block), q in common.items():
+            for idx in self.inputs._centered[name].members[block]:
+                add(acc, (name, idx), q)
+        out = {}
+        for e, q in acc.items():
+            q = lift(q)
+            if not backend.is_zero(q):
+                out[e] = q
+        return out
+
+    def _atom(self, ring, atom) -> dict:
+        from .calculus import atom_derivative
+        key = (id(ring), atom.id)
+        got = self._atoms.get(key)
+        if got is not None:
+            return got
+        fprime = atom_derivative(self.space, ring, atom)
+        out = {e: ring.lift(fprime) * q for e, q in self._poly(ring, ring.argument(atom)).items()}
+        self._atoms[key] = out
+        return out

@@ -86,6 +86,7 @@ class Ring:
         self.space = space
         self.label = label
         self.backend = space.backend
+        self.fast = self.backend.name == "flint"  # contexts checked by the backend itself
         self.variable_names = list(variable_names)
         self.nvars = len(self.variable_names)
         self.atoms: list[Atom] = []          # own and mirrored, in the order they were added

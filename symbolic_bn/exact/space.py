@@ -84,8 +84,9 @@ class Space:
             raise ExactArithmeticError("variables must be declared before any computation in a Space")
         if name in self.block_of_name:
             raise ValueError(f"variable {name!r} declared twice")
-        if sign not in (None, "positive", "negative", "nonneg", "nonpos"):
-            raise ValueError(f"sign must be None, 'positive', 'negative', 'nonneg' or 'nonpos', got {sign!r}")
+        if sign not in (None, "positive", "negative", "nonneg", "nonpos", "nonzero"):
+            raise ValueError(f"sign must be None, 'positive', 'negative', 'nonneg', 'nonpos' or 'nonzero', "
+                             f"got {sign!r}")
         self.block_of_name[name] = block
         if block is None:
             self.shared_vars.append(name)
@@ -578,8 +579,28 @@ class Space:
         if atom.condition == "positive":
             return s == "pos"
         if atom.condition == "nonzero":
-            return s in ("pos", "neg")
+            return s in ("pos", "neg") or self._nonzero_monomial(arg)
         return False
+
+    def _nonzero_monomial(self, v: Value) -> bool:
+        """A monomial whose every factor is a variable declared nonzero (or of strict sign) or a
+        strictly signed atom: nonzero wherever the variables' declarations hold."""
+        if v.ring is None or v.ring is MULTI:
+            return False
+        ring = v.ring
+        terms = self.backend.terms(ring.lift(v.p))
+        if len(terms) != 1:
+            return False
+        (m, c), = terms
+        for i, e in enumerate(m):
+            if not e:
+                continue
+            if ring.is_variable_index(i):
+                if self.var_sign.get(ring.names[i]) not in ("positive", "negative", "nonzero"):
+                    return False
+            elif _sign.atom_sign(self, ring.atom_at[i]) not in ("pos", "neg"):
+                return False
+        return c != 0
 
     def condition_text(self, atom: Atom) -> str:
         arg = self.display(Value(self, atom.home, atom.home.lift(atom.argument)), 160)

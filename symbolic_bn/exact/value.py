@@ -42,6 +42,12 @@ import operator as _op
 #: Set by the exact array namespace: wraps an object ndarray of Values as its array type.
 ARRAY_WRAP = None
 
+try:
+    from flint.utils.flint_exceptions import IncompatibleContextError as _FlintContextError
+    _CONTEXT_ERRORS = (_FlintContextError,)
+except ImportError:  # pragma: no cover - without python-flint the fast path is never taken
+    _CONTEXT_ERRORS = ()
+
 _REFLECTED = {}
 
 
@@ -86,6 +92,18 @@ class Value:
     def is_constant(self) -> bool:
         return self.ring is None
 
+    def is_syntactic_zero(self) -> bool:
+        """True when the value is written as 0 (no normal form is computed: a cheap test for
+        dropping zero terms, never a proof that something nonzero-looking is 0)."""
+        r = self.ring
+        if r is None:
+            return self.p == 0
+        if r.fast:
+            return self.p.is_zero()
+        if r is MULTI:
+            return all(ring.backend.is_zero(q) for ring, q in self.p.items())
+        return r.backend.is_zero(self.p)
+
     def constant_fraction(self) -> Fraction:
         return self.space.backend.fraction(self.p)
 
@@ -112,6 +130,11 @@ class Value:
         if type(other) is Value and other.ring is self.ring and self.ring is not None \
                 and self.ring is not MULTI and other.space is self.space:
             r = self.ring
+            if r.fast:  # flint refuses mixed contexts itself: lift only when it does
+                try:
+                    return Value(self.space, r, self.p + other.p)
+                except _CONTEXT_ERRORS:
+                    pass
             return Value(self.space, r, r.lift(self.p) + r.lift(other.p))
         try:
             other = self._coerce(other)
@@ -134,6 +157,11 @@ class Value:
         if type(other) is Value and other.ring is self.ring and self.ring is not None \
                 and self.ring is not MULTI and other.space is self.space:
             r = self.ring
+            if r.fast:  # flint refuses mixed contexts itself: lift only when it does
+                try:
+                    return Value(self.space, r, self.p - other.p)
+                except _CONTEXT_ERRORS:
+                    pass
             return Value(self.space, r, r.lift(self.p) - r.lift(other.p))
         try:
             other = self._coerce(other)
@@ -162,6 +190,11 @@ class Value:
         if type(other) is Value and other.ring is self.ring and self.ring is not None \
                 and self.ring is not MULTI and other.space is self.space:
             r = self.ring
+            if r.fast:  # flint refuses mixed contexts itself: lift only when it does
+                try:
+                    return Value(self.space, r, self.p * other.p)
+                except _CONTEXT_ERRORS:
+                    pass
             return Value(self.space, r, r.lift(self.p) * r.lift(other.p))
         try:
             other = self._coerce(other)

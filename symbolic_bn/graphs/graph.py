@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 import sympy
 
-from ..exact.algebra import EXACT, ExactAlgebra
+from .algebra import EXACT, ExactAlgebra
 from ..exact.numbers import to_exact
 from . import nodes as N
 from .nodes import Node
@@ -218,7 +218,9 @@ class Graph:
                 cot[k] = zeros(shape, algebra.zero)
         for node in reversed(self.nodes):
             args = [values[i] for i in node.inputs]
-            for slot, contribution in self.node_vjp(node, algebra, args, cot[node.name]):
+            delta = cot[node.name]
+            cot[node.name] = None  # no later (earlier-in-the-graph) node reads it: free it
+            for slot, contribution in self.node_vjp(node, algebra, args, delta):
                 cot[slot] = cot[slot] + contribution
         return {k: cot[k] for k in self.input_names}
 

@@ -287,5 +287,12 @@ def layer_graph(layer) -> Graph:
         inputs[b_name] = layer.bias_shape
         core.append(_param_broadcast("beta_b", b_name, layer, where, lean.get("beta_b")))
         core.append(N.Add(mat_out, ("scaled", "beta_b"), mat, lean.get(mat_out)))
-    return LayerGraph(layer, inputs, start + core + end, rows=m, cols=n,
-                      lean_graph="layerNormGraph" if torchlean else None)
+    graph = LayerGraph(layer, inputs, start + core + end, rows=m, cols=n,
+                       lean_graph="layerNormGraph" if torchlean else None)
+    # the statistics group of each row, as a label (for the domain's facts and messages)
+    graph.row_groups = [_group_label(layer.group_of(where[r, 0])) for r in range(m)]
+    return graph
+
+
+def _group_label(group) -> str:
+    return ", ".join(map(str, group)) if isinstance(group, tuple) else str(group)
