@@ -92,6 +92,11 @@ class LinearForm:
 
     __rmul__ = __mul__
 
+    def __truediv__(self, scalar):
+        if isinstance(scalar, LinearForm):
+            raise TypeError("a linear form divided by a linear form is not linear")
+        return self * (1 / scalar)
+
     def __eq__(self, other):
         if isinstance(other, LinearForm):
             return not (self - other).terms

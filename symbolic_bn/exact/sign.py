@@ -238,6 +238,7 @@ def _fact_multiple(space, ring, p, facts):
         return None
     _, lc = backend.leading(core)
     monic = core * backend.coeff(1 / lc)
+    best = None
     for K, positive in facts:
         k0 = _constant_term(backend, K)
         kcore = K - backend.coeff(k0) if k0 else K
@@ -253,8 +254,8 @@ def _fact_multiple(space, ring, p, facts):
         if d > 0 or (d == 0 and positive):
             return "pos"
         if d == 0:
-            return "nonneg"
-    return None
+            best = "nonneg"  # a positive fact may still match: keep looking
+    return best
 
 
 def _constant_term(backend, p):
@@ -328,17 +329,19 @@ def _square_plus_constant(ring, p):
 
 
 def _nonneg(space, ring, p):
-    s = _square_plus_constant(ring, p)
-    if s is not None:
-        return s
+    square = _square_plus_constant(ring, p)
+    if square == "pos":
+        return square
     facts = _facts_for(space, ring)
     if facts:
         s = _fact_multiple(space, ring, p, facts)
         if s is not None:
             return s
     s = _term_test(space, ring, p)
-    if s is not None:
+    if s == "pos":
         return s
-    if not facts:
-        return None
-    return _combination(space, ring, p, [(normal.reduce(ring, K), pos) for K, pos in facts], 3)
+    if facts:
+        c = _combination(space, ring, p, [(normal.reduce(ring, K), pos) for K, pos in facts], 3)
+        if c is not None:
+            return c
+    return s or square

@@ -677,8 +677,8 @@ class Space:
 
     def _in_fact_names(self, v):
         """``c·name + rest`` when ``v`` is a rational multiple of a named fact plus a short rest."""
-        from .convert import SHORT_TERMS, _size, short_text
-        if v.ring is None or v.ring is MULTI or _size(v) <= SHORT_TERMS:
+        from .convert import _size, short_text
+        if v.ring is None or v.ring is MULTI or not self.facts:
             return None
         ring, backend = v.ring, self.backend
         p = normal.reduce(ring, v.poly())

@@ -98,10 +98,10 @@ class Value:
         r = self.ring
         if r is None:
             return self.p == 0
-        if r.fast:
-            return self.p.is_zero()
         if r is MULTI:
             return all(ring.backend.is_zero(q) for ring, q in self.p.items())
+        if r.fast:
+            return self.p.is_zero()
         return r.backend.is_zero(self.p)
 
     def constant_fraction(self) -> Fraction:

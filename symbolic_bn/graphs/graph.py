@@ -221,7 +221,10 @@ class Graph:
             delta = cot[node.name]
             cot[node.name] = None  # no later (earlier-in-the-graph) node reads it: free it
             for slot, contribution in self.node_vjp(node, algebra, args, delta):
-                cot[slot] = cot[slot] + contribution
+                if type(contribution) is not np.ndarray:  # keep NumPy's own object arithmetic
+                    contribution = contribution.view(np.ndarray)
+                total = cot[slot] + contribution
+                cot[slot] = total.view(np.ndarray) if type(total) is not np.ndarray else total
         return {k: cot[k] for k in self.input_names}
 
     def node_vjp(self, node: Node, algebra, args, delta) -> list:

@@ -22,6 +22,7 @@ import sympy
 
 from ..exact import normal, sign as _sign
 from ..exact.budget import BudgetExceeded, time_budget
+from ..exact.errors import ExactError
 from ..exact.space import Space
 from ..graphs import nodes as Nodes
 from ..graphs.algebra import EXACT, ExactAlgebra
@@ -51,11 +52,15 @@ def _std_nonzero(layer, graph):
         alg = EngineAlgebra(space, {})
         vec = np.empty(1, dtype=object)
         vec[0] = z
-        std = std_node.forward(alg, vec)
-        inv = inv_node.forward(alg, std)
-        positive = _sign.sign(space, std[0]) == "pos"
-        one = normal.is_zero_value(space, inv[0] * std[0] - 1)
-        unmet = space.unmet_conditions()
+        try:
+            std = std_node.forward(alg, vec)
+            inv = inv_node.forward(alg, std)
+            positive = _sign.sign(space, std[0]) == "pos"
+            one = normal.is_zero_value(space, inv[0] * std[0] - 1)
+            unmet = space.unmet_conditions()
+        except (ExactError, ValueError, TypeError, ZeroDivisionError):
+            positive = one = False
+            unmet = []
         if positive and one and not unmet:
             status, detail = "proved", None
         else:

@@ -328,12 +328,16 @@ def end_to_end_obligations(layer, graph, parts, *, lean_name=None, stat_slot="va
     decided = all(s in ("proved", "failed") for s in statuses) or cross
     n_inputs = graph.context_size(0)
     n_all = graph.context_size()
+    formula = " = 12CN + 7C" if layer.name == "batchnorm_channel_first" else ""
+    inputs = " = CN + 2C" if layer.name == "batchnorm_channel_first" else ""
+    std_note = ([f"std_c ≠ 0 for every channel c (implied by the first; see domain.std_nonzero)"]
+                if layer.name == "batchnorm_channel_first" else [])
     out = [Obligation(
         "end_to_end.backprop_eq_adjoint_fderiv",
-        f"backprop(x, s) = J_E(x)ᵀ s for every seed s on all {n_all} slot entries, where E maps the "
-        f"{n_inputs} input entries to every slot (inputs and each intermediate), at every input with "
-        f"{layer.domain_text()}",
-        status, method, assumptions=[f"{layer.domain_text()} (on the graph's own {stat_slot})"],
+        f"backprop(x, s) = J_E(x)ᵀ s for every seed s on all {n_all}{formula} slot entries, where E : "
+        f"(inputs) ↦ (inputs, every intermediate) maps the {n_inputs}{inputs} input entries to every slot, "
+        f"at every input with {layer.domain_text()}",
+        status, method, assumptions=[f"{layer.domain_text()} (on the graph's own {stat_slot})"] + std_note,
         lean_name=lean_name, seconds=sum(p["seconds"] for p in parts), counterexample=cex,
         group="end-to-end", detail="; ".join(details) or None)]
     block_status = "failed" if cross else ("proved" if decided else "undecided")

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..exact import normal
 from ..exact.budget import BudgetExceeded, time_budget
+from ..exact.errors import ExactError
 from ..exact.linear import LinearForm
 from ..exact.value import Value
 from .raw_forms import LeavesRing, RawForm
@@ -112,6 +113,9 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
                     status = "proved"
         except BudgetExceeded:
             detail = "time budget exceeded"
+        except (ExactError, ValueError, TypeError, ZeroDivisionError) as exc:
+            status, method = "undecided", "not decided"
+            detail = f"could not be evaluated exactly: {type(exc).__name__}: {exc}"
         out.append(Obligation(name, statement, status, method, assumptions=list(assumptions),
                               lean_name=lean, seconds=time.perf_counter() - t0, group="link",
                               detail=detail, counterexample=cex))

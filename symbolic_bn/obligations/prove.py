@@ -27,7 +27,8 @@ from ..exact.backends import available_backends, default_backend
 from ..exact.budget import check_budget
 from ..graphs.batchnorm import BatchNormGraph
 from ..graphs.layer_graphs import LayerGraph, layer_graph
-from .certificate import Certificate
+from ..exact.errors import ExactError
+from .certificate import Certificate, Obligation
 from .domain import domain_obligations
 from .end_to_end import end_to_end_obligations, end_to_end_part, split_slots
 from .links import link_obligations
@@ -74,6 +75,27 @@ def _eps_words(layer):
 
 
 def _run_task(task, layer, graph, backend, budget, seed):
+    """One independent group of obligations.  Whatever the graph's nodes do -- raise, divide by
+    an exact 0, branch on data -- becomes 'undecided' obligations naming it, never a crash."""
+    try:
+        return _run_task_unguarded(task, layer, graph, backend, budget, seed)
+    except (ExactError, ValueError, TypeError, KeyError, ZeroDivisionError, ArithmeticError) as exc:
+        why = f"the graph could not be evaluated exactly: {type(exc).__name__}: {exc}"
+        if task[0] == "e2e":
+            return {"status": "undecided", "detail": why, "counterexample": None, "entries": 0,
+                    "cross": None, "seconds": 0.0, "unmet": []}
+        if task[0] == "stage":
+            names = tuple(f"stage.{task[1]}.{k}" for k in ("adjoint", "derivative", "transpose"))
+        elif task[0] == "links":
+            names = ("link.variance_nonnegative", "link.backward_closed_form", "link.jvp_closed_form",
+                     "link.forward_spec")
+        else:
+            names = ("domain.std_nonzero", "domain.eps_positive_suffices", "domain.outside_not_differentiable")
+        return [Obligation(n, n, "undecided", "not decided", group=task[0] if task[0] != "links" else "link",
+                           detail=why) for n in names]
+
+
+def _run_task_unguarded(task, layer, graph, backend, budget, seed):
     rng = random.Random(f"{seed}:{task}")
     kind = task[0]
     if kind == "stage":
@@ -137,7 +159,7 @@ def prove(subject, *, budget: float = DEFAULT_BUDGET, backend: str | None = None
     tasks = []
     if stages:
         tasks += [("stage", n.name) for n in graph.nodes]
-    e2e_parts = split_slots(graph, 2 if parallel else 1) if end_to_end else []
+    e2e_parts = split_slots(graph, 2) if end_to_end else []  # the same split serially and in parallel
     tasks += [("e2e", tuple(p)) for p in e2e_parts]
     if links:
         tasks.append(("links",))

@@ -116,5 +116,11 @@ class RawForm:
 
     __rmul__ = __mul__
 
+    def __truediv__(self, scalar):
+        if isinstance(scalar, RawForm):
+            raise TypeError("a linear form divided by a linear form is not linear")
+        space = self.ring.space
+        return self * space.inverse(space.constant(scalar))
+
     def __repr__(self):
         return f"RawForm({len(self.terms)} terms)"

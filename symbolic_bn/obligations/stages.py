@@ -187,7 +187,7 @@ def stage_obligations(graph, node, budget, rng, lean_names=STAGE_CERTIFICATE) ->
             ctx = _Slots(graph, slots)
             dctx = _Slots(graph, slots, prefix="d")
             args = [ctx[i] for i in node.inputs]
-            delta = _sym_array("delta_" + node.name, graph.shapes[node.name])
+            delta = _sym_array("δ" + node.name, graph.shapes[node.name])
             jv = node.jvp(EXACT, args, [dctx[i] for i in node.inputs])
             contrib = _contributions(node, node.vjp(EXACT, args, delta), set(slots))
             lhs = _dot(jv, delta)
@@ -230,7 +230,7 @@ def stage_obligations(graph, node, budget, rng, lean_names=STAGE_CERTIFICATE) ->
             jac["status"], jac["detail"], jac["cex"] = _verdict(pairs, budget, rng)
             jac["seconds"] = time.perf_counter() - timer
             timer2 = time.perf_counter()
-            delta = _sym_array("delta_" + node.name, graph.shapes[node.name])
+            delta = _sym_array("δ" + node.name, graph.shapes[node.name])
             jt = {}
             for i, row in J.items():
                 for s, v in row.items():

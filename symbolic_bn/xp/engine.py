@@ -253,10 +253,14 @@ _value_module.ARRAY_WRAP = None  # set below, once _wrap can find the space of t
 
 
 def _wrap_values(arr):
+    """An ExactArray when every entry is a Value (else the plain array: entries such as linear
+    forms must keep NumPy's own object arithmetic)."""
+    space = None
     for v in arr.flat:
-        if type(v) is Value:
-            return _wrap(v.space, arr)
-    return arr
+        if type(v) is not Value:
+            return arr
+        space = v.space
+    return _wrap(space, arr) if space is not None else arr
 
 
 _value_module.ARRAY_WRAP = _wrap_values
