@@ -127,7 +127,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="skip the naive baseline at 1x3x3")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args(argv)
-    from symbolic_bn.exact.algebra import default_backend
+    from symbolic_bn.exact.backends import default_backend
     backend = args.backend or default_backend()
 
     results = {"schema": 1, "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),

@@ -15,13 +15,18 @@ Main functions (importable from ``symbolic_bn``)::
     from symbolic_bn import check_backward, check_forward  # a user's code, exactly (xp namespace)
     from symbolic_bn import crosscheck                    # a user's numeric code against mpmath
     from symbolic_bn import prove_all_sizes               # symbolic N = H·W and C
+    from symbolic_bn import layers                        # BatchNorm (N×C×…), InstanceNorm, LayerNorm,
+    cert = prove(layers.group_norm((2, 4, 3), groups=2))   # GroupNorm, RMSNorm
+    from symbolic_bn import crosscheck_autodiff           # a framework's higher-order autodiff
     from symbolic_bn import bounds                        # inference-time bounds and their proofs
     from symbolic_bn.testing import assert_backward_correct, assert_forward_correct
 
 Public modules:
 
-* :mod:`symbolic_bn.exact` -- the exact engine: numbers, polynomial rings with σ/ι atoms, zero
-  tests, time budgets;
+* :mod:`symbolic_bn.exact` -- the exact engine: values in polynomial rings over ℚ with atoms
+  (σ = √·, ι = 1/·, exp, log) and their side conditions, zero tests, signs, calculus, budgets;
+* :mod:`symbolic_bn.layers` -- the normalization layers (:class:`~symbolic_bn.layers.Layer`:
+  shapes, statistics axes, ε, closed-form forward);
 * :mod:`symbolic_bn.graphs` -- TorchLean-style tape graphs (nodes, evaluate, jvp, backprop) and the
   16-stage BatchNorm graph (:func:`batchnorm_channel_first`, :class:`BatchNormGraph`, :class:`Graph`);
 * :mod:`symbolic_bn.obligations` -- the obligations of a graph (:func:`prove`), for every size
@@ -29,8 +34,8 @@ Public modules:
 * :mod:`symbolic_bn.checks` -- users' implementations: exact (:func:`check_backward`,
   :func:`check_forward`), numeric (:func:`crosscheck`), and :mod:`symbolic_bn.checks.numeric`, the
   float32/float64 runtime symbolic-bn ships (also as ``symbolic_bn.numeric``);
-* :mod:`symbolic_bn.xp` -- array namespaces users' code is written against (NumPy, exact SymPy,
-  mpmath);
+* :mod:`symbolic_bn.xp` -- array namespaces users' code is written against: the exact engine's
+  (:mod:`symbolic_bn.xp.engine`, what checks run), NumPy, SymPy (display only) and mpmath;
 * :mod:`symbolic_bn.bounds` -- inference-time BatchNorm: scale/offset, IBP, derivative boxes,
   float-sound outward rounding, and their certificate;
 * :mod:`symbolic_bn.frontends` -- frameworks' functions (PyTorch, ...) as checkable functions
@@ -46,22 +51,48 @@ Public modules:
 * :mod:`symbolic_bn.glossary` -- every term the command line prints, explained once
   (``symbolic-bn explain TERM``).
 """
-# The functions below share their names with their modules (symbolic_bn.obligations.prove, .crosscheck):
-# binding them here, after the submodule import, keeps ``symbolic_bn.checks.crosscheck(...)`` callable.
-from . import bounds
-from .checks import numeric
-from . import testing
-from . import xp
-from .obligations.allsizes import prove_all_sizes
-from .graphs.batchnorm import BatchNormGraph, batchnorm_channel_first
-from .obligations.certificate import Certificate, Obligation
-from .checks.check import check_backward, check_forward
-from .checks.crosscheck import crosscheck
-from .graphs.graph import Graph
-from .obligations.prove import prove
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["BatchNormGraph", "Certificate", "Graph", "Obligation", "batchnorm_channel_first",
-           "bounds", "check_backward", "check_forward", "crosscheck", "numeric", "prove",
-           "prove_all_sizes", "testing", "xp", "__version__"]
+# Public names, loaded on first use (``import symbolic_bn`` stays cheap: the CLI's ``--help``, the
+# pytest plugin and ``symbolic_bn.glossary`` do not pay for SymPy/flint/the prover).  Each maps
+# to (module, attribute); attribute None means the module itself.  Function names that are also
+# module names (``prove``, ``crosscheck``) are bound here, at the top level only, so
+# ``symbolic_bn.checks.crosscheck`` stays the module.
+_PUBLIC = {
+    "BatchNormGraph": ("symbolic_bn.graphs.batchnorm", "BatchNormGraph"),
+    "batchnorm_channel_first": ("symbolic_bn.graphs.batchnorm", "batchnorm_channel_first"),
+    "Certificate": ("symbolic_bn.obligations.certificate", "Certificate"),
+    "Obligation": ("symbolic_bn.obligations.certificate", "Obligation"),
+    "Graph": ("symbolic_bn.graphs.graph", "Graph"),
+    "prove": ("symbolic_bn.obligations.prove", "prove"),
+    "prove_all_sizes": ("symbolic_bn.obligations.allsizes", "prove_all_sizes"),
+    "check_backward": ("symbolic_bn.checks.check", "check_backward"),
+    "check_forward": ("symbolic_bn.checks.check", "check_forward"),
+    "crosscheck": ("symbolic_bn.checks.crosscheck", "crosscheck"),
+    "crosscheck_autodiff": ("symbolic_bn.checks.autodiff", "crosscheck_autodiff"),
+    "layers": ("symbolic_bn.layers", None),
+    "bounds": ("symbolic_bn.bounds", None),
+    "numeric": ("symbolic_bn.checks.numeric", None),
+    "testing": ("symbolic_bn.testing", None),
+    "xp": ("symbolic_bn.xp", None),
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name):
+    try:
+        module, attribute = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'symbolic_bn' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

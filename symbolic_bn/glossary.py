@@ -488,6 +488,23 @@ ENTRIES: tuple[Entry, ...] = (
        channel. It is torch.nn.functional.instance_norm with N = 1, not BatchNorm2d in training
        mode (that is layers.batch_norm).""", aliases=("batchnorm channel first",),
        see=("statistics group",)),
+    _e("batch_norm", G, """layers.batch_norm: BatchNorm in training mode over (N, C, *spatial), as
+       torch.nn.functional.batch_norm(training=True): statistics per channel over the batch and
+       spatial axes, γ and β per channel.""", aliases=("BatchNorm (training)",)),
+    _e("instance_norm", G, """layers.instance_norm: InstanceNorm over (N, C, *spatial), as
+       torch.nn.functional.instance_norm: statistics per (sample, channel) over the spatial axes.""",
+       aliases=("InstanceNorm",)),
+    _e("layer_norm", G, """layers.layer_norm: LayerNorm, as torch.nn.functional.layer_norm: statistics
+       over the trailing normalized_shape, one per leading index (row); γ and β of shape
+       normalized_shape.""", aliases=("LayerNorm", "normalized_shape")),
+    _e("group_norm", G, """layers.group_norm: GroupNorm over (N, C, *spatial) with G groups of C/G
+       contiguous channels, as torch.nn.functional.group_norm: statistics per (sample, group).""",
+       aliases=("GroupNorm",)),
+    _e("rms_norm", G, """layers.rms_norm: RMSNorm, y = x / sqrt(mean(x²) + ε) · γ over the trailing
+       normalized_shape (no centering, no β), as torch.nn.functional.rms_norm.""", aliases=("RMSNorm",)),
+    _e("CN", G, """C·N: the number of entries of x in the channel-first graph (C channels of N = H·W
+       entries); the graph's inputs are CN + 2C numbers (x, γ, β), all its slots 12CN + 7C.""",
+       see=("12CN + 7C slots",)),
     _e("statistics group", G, """The entries that share one mean and one variance: a channel for
        BatchNorm (over the batch and spatial axes in training mode), one (sample, channel) for
        InstanceNorm, one row for LayerNorm and RMSNorm, one (sample, group of channels) for

@@ -267,5 +267,5 @@ def test_a_vjp_that_reaches_a_later_slot_or_returns_a_wrong_shape_names_node_slo
 
 
 def g_alg():
-    from symbolic_bn.exact.algebra import EXACT
+    from symbolic_bn.graphs.algebra import EXACT
     return EXACT

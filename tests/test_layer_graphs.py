@@ -3,8 +3,8 @@
 * every layer at two or more shapes: graph.evaluate on exact rationals == layer.forward on the
   exact SymPy namespace, entry by entry; graph.backprop (seed on the output) and graph.jvp ==
   the exact Jacobian of layer.forward by sympy.diff, evaluated at the same rational point;
-* the graphs run on the prover's atom algebra (polynomials over Q with σ/ι atoms): forward
-  values agree with the exact ones, and backprop of a full-context seed is J_Eᵀ s formally;
+* the graphs run on the exact engine (polynomials over Q with σ/ι atoms): forward values agree
+  with the exact ones at a rational point, and backprop of a full-context seed is J_Eᵀ s;
 * TorchLean's layouts: batchnorm_channel_first is today's BatchNormGraph, a 2-D layer_norm with
   normalized_shape (n,) is layerNormGraph (stage names, kinds, Lean names, ctxSize);
 * Permute / Gather: adjointness on random rationals (hypothesis) and JVP = exact derivative;
@@ -25,7 +25,7 @@ from hypothesis import given, settings, strategies as st
 
 from symbolic_bn import layers
 from symbolic_bn import xp as xps
-from symbolic_bn.exact.algebra import EXACT, AtomAlgebra, ExactAlgebra, LinearForm, is_zero
+from symbolic_bn.graphs.algebra import EXACT, ExactAlgebra
 from symbolic_bn.graphs import nodes as N
 from symbolic_bn.graphs.batchnorm import STAGES as BN_STAGES, BatchNormGraph
 from symbolic_bn.graphs.layer_graphs import LAYER_NORM_STAGES, LayerGraph, layer_graph, output_slot
@@ -299,42 +299,6 @@ def test_refuses_what_is_not_a_layer():
 # the prover's atom algebra
 
 
-def atom_setup(graph, layer, eps_gen: bool):
-    names = []
-    coord = {}
-    for k in graph.input_names:
-        for idx in np.ndindex(*graph.input_shapes[k]):
-            coord[(k,) + idx] = len(names)
-            names.append(f"{k}{'_'.join(map(str, idx))}")
-    eps_index = None
-    if eps_gen:
-        eps_index = len(names)
-        names.append("eps")
-    alg = AtomAlgebra(names, spare=2 * layer.number_of_groups + 4)
-    if eps_gen:
-        alg.parameters[graph.eps] = alg.gens[eps_index]
-    for key, gi in coord.items():
-        alg.coordinate_derivative[key] = [(gi, Fraction(1))]
-    inputs = {}
-    for k in graph.input_names:
-        arr = np.empty(graph.input_shapes[k], dtype=object)
-        for idx in np.ndindex(*arr.shape):
-            arr[idx] = alg.gens[coord[(k,) + idx]]
-        inputs[k] = arr
-    return alg, inputs, coord, eps_index
-
-
-def poly_value(alg, p, values):
-    total = sympy.Integer(0)
-    for monom, coeff in alg.backend.terms(p):
-        term = sympy.Rational(coeff.numerator, coeff.denominator)
-        for i, e in enumerate(monom):
-            if e:
-                term *= values[i] ** e
-        total += term
-    return total
-
-
 ATOM_CASES = [
     lambda: layers.batch_norm((2, 2, 2), eps=Fraction(1, 10)),
     lambda: layers.instance_norm((2, 2, 2)),
@@ -347,44 +311,54 @@ ATOM_CASES = [
 
 @pytest.mark.parametrize("make", ATOM_CASES, ids=["batch_norm", "instance_norm", "group_norm",
                                                   "layer_norm 2-D K", "layer_norm 2-D", "rms_norm"])
-def test_runs_on_the_atom_algebra(make):
+def test_runs_on_the_exact_engine(make):
+    from symbolic_bn.exact.convert import Substitution, to_sympy
+    from symbolic_bn.exact.linear import LinearForm
+    from symbolic_bn.exact.normal import is_zero_value
+    from symbolic_bn.obligations.setting import ProofSetting
     layer = make()
     graph = layer_graph(layer)
-    alg, inputs, coord, eps_index = atom_setup(graph, layer, layer.symbolic_eps)
-    values = graph.evaluate(inputs, alg)
-    # (1) forward: with coordinates at a rational point and atoms at their exact values, every
-    # slot equals the exact evaluation
+    setting = ProofSetting(layer, graph)
+    space, values = setting.space, setting.values
+    # (1) forward: at a rational point every slot, evaluated exactly on the engine, equals the
+    # exact SymPy evaluation of the graph
     rng = random.Random(1)
     point = layer_point(layer, rng)
     eps, exact_alg = eps_value(layer)
-    gen_values = {gi: point[key[0]][key[1:]] for key, gi in coord.items()}
-    if eps_index is not None:
-        gen_values[eps_index] = eps
-    for atom in alg.atoms:  # in creation order: each argument only uses earlier generators
-        arg = poly_value(alg, atom.argument, gen_values)
-        gen_values[atom.index] = sympy.sqrt(arg) if atom.kind == "sqrt" else 1 / arg
+    assignment = {}
+    for name in layer.argument_names:
+        numbers = np.vectorize(lambda q: Fraction(int(q.p), int(q.q)), otypes=[object])(point[name])
+        assignment.update(setting.problem.inputs.point_values(name, numbers))
+    if layer.symbolic_eps:
+        assignment["eps"] = Fraction(1, 7)
+    at = Substitution(space, assignment)
     exact = graph.evaluate(point, exact_alg)
     for s in graph.slots:
         for idx in np.ndindex(*graph.shapes[s]):
-            assert exactly_equal(poly_value(alg, values[s][idx], gen_values), exact[s][idx]), (s, idx)
-    # (2) backprop of a full-context unit seed is J_Eᵀ s, formally (no relation needed)
+            assert exactly_equal(to_sympy(at(values[s][idx])), exact[s][idx]), (s, idx)
+    # (2) backprop of a full-context unit seed is J_Eᵀ s: every seed coefficient equals the
+    # engine's own partial derivative of that slot entry
     seed = {}
     for s in graph.slots:
         arr = np.empty(graph.shapes[s], dtype=object)
         for idx in np.ndindex(*arr.shape):
-            arr[idx] = LinearForm.unit((s,) + idx, alg.one)
+            arr[idx] = LinearForm.unit((s,) + idx, space.constant(1))
         seed[s] = arr
-    cot = graph.backprop(inputs, seed, alg, values=values)
-    cache = {}
-    jt = {key: {} for key in coord}
+    cot = graph.backprop(setting.inputs, seed, setting.alg, values=values)
+    jac = setting.problem.inputs.jacobian()
+    jt = {}
     for s in graph.slots:
         for idx in np.ndindex(*graph.shapes[s]):
-            for key, dv in alg.gradient(values[s][idx], list(coord), cache).items():
-                jt[key][(s,) + idx] = dv
-    for key in coord:
-        form = cot[key[0]][key[1:]].terms
-        for k in set(form) | set(jt[key]):
-            assert is_zero(form.get(k, alg.zero) - jt[key].get(k, alg.zero)), (key, k)
+            for entry, dv in jac.of(values[s][idx]).items():
+                jt.setdefault(entry, {})[(s,) + idx] = dv
+    for name in graph.input_names:
+        for idx in np.ndindex(*graph.input_shapes[name]):
+            form = cot[name][idx]
+            form = form.terms if isinstance(form, LinearForm) else {}
+            want = jt.get((name, idx), {})
+            for k in set(form) | set(want):
+                d = form.get(k, space.zero()) - want.get(k, space.zero())
+                assert is_zero_value(space, d), (name, idx, k)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import sympy
 
 from symbolic_bn import batchnorm_channel_first, prove
 from symbolic_bn.graphs import nodes as N
-from symbolic_bn.exact.algebra import EXACT
+from symbolic_bn.graphs.algebra import EXACT
 from symbolic_bn.exact.decide import differ_exactly
 from symbolic_bn.graphs.graph import Graph
 from symbolic_bn.obligations.prove import prove_node
@@ -298,7 +298,7 @@ class BroadcastFromNextChannel(N.BroadcastRow):
 
 @pytest.mark.parametrize("backend", ["flint", "sympy"])
 def test_channel_mixing_graph_is_handled_exactly(backend):
-    from symbolic_bn.exact.algebra import available_backends
+    from symbolic_bn.exact.backends import available_backends
     if backend not in available_backends():
         pytest.skip(f"{backend} backend not installed")
     g = batchnorm_channel_first(2, 1, 2).replace(

@@ -5,7 +5,7 @@ import pytest
 import sympy
 
 from symbolic_bn import batchnorm_channel_first, prove
-from symbolic_bn.exact.algebra import available_backends
+from symbolic_bn.exact.backends import available_backends
 
 SHAPES = [(1, 1, 2), (1, 2, 2), (2, 2, 2), (2, 3, 3)]
 EPS = [None, 1e-6, 1e-5]

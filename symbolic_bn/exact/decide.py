@@ -1,26 +1,20 @@
-"""Exact zero tests, exact comparisons of numbers, and time budgets.
+"""SymPy expressions decided on the exact engine, and exact comparisons of numbers.
 
-Everything that lets a verdict say 'proved' or 'failed' goes through this module.
-
-* :func:`decide_zero` decides whether a SymPy expression is identically zero on a stated domain,
-  by exact algebra only:
-
-  1. every square root ``sqrt(u)`` becomes a positive symbol ``σ`` with the relation ``σ² = u``
-     (the radicand ``u`` must be a polynomial; equal radicands, compared in canonical polynomial
-     form, share one ``σ``); a half-integer power ``u**(k/2)`` becomes ``σ**k``;
-  2. every negative power of a non-constant ``q`` becomes ``ι**k`` with the relation ``q·ι = 1``;
-  3. anything else that is not a polynomial operation (``Piecewise``, ``Max``, an undefined
-     function, ...) becomes an *opaque* symbol, one per structurally equal subexpression -- an
-     identity that holds for an arbitrary value of that symbol holds for its actual value;
-  4. the result is a polynomial ``P`` over ℚ.  Each ``ι`` is eliminated by multiplying with the
-     matching power of ``q`` (nonzero on the domain), then each ``σ**k`` with ``k ≥ 2`` is replaced
-     by ``u**(k//2)·σ**(k%2)`` until no power of ``σ`` exceeds 1.  A zero normal form is a proof
-     (every step multiplies by a nonzero factor or uses a relation that holds on the domain).
-
-  Radicands and inverted denominators must themselves become polynomials in the atoms (a
-  radicand containing ``1/q`` is not reduced), so such identities may end with a nonzero
-  remainder: incomplete, never unsound.  A nonzero normal form is *not* a disproof (a radicand may be a perfect square, say); callers
-  then look for an exact counterexample with :func:`differ_exactly`.  ``simplify()`` is never used.
+* :func:`decide_zero` decides whether a SymPy expression is identically zero.  It is the front
+  door of the engine (:mod:`symbolic_bn.exact.space`) for callers that hold SymPy expressions
+  (the inference bounds, the all-sizes certificate, counterexample checks): the expression is
+  imported into a fresh :class:`~symbolic_bn.exact.space.Space` -- each free symbol a variable
+  carrying the symbol's sign assumptions, ``sqrt(u)`` and half-integer powers a σ atom with
+  σ² = u, negative powers an ι atom with q·ι = 1, ``exp``/``log`` their atoms, anything else
+  (``Piecewise``, ``Max``, an undefined function, ``I``) an *opaque* variable, one per
+  structurally equal subexpression (an identity that holds for an arbitrary value of it holds
+  for its actual value) -- and the engine's normal form decides (``normal.is_zero_value``).
+  A zero normal form is a proof provided the atoms' side conditions hold; they are returned
+  (``radicands``: need u > 0 -- stated strictly, as the old contract said; ``nonzero_denominators``:
+  need q ≠ 0) for the caller to discharge against its assumptions.  A nonzero normal form is *not*
+  a disproof: callers then look for an exact counterexample with :func:`differ_exactly`.
+  ``simplify()`` is never used, and SymPy's own automatic evaluation only ever happened when the
+  caller built the expression.
 
 * :func:`differ_exactly` decides that two exact numbers (rationals, square roots of rationals,
   sums and products of them) differ -- by exact rational arithmetic when both are rational, else by
@@ -37,12 +31,10 @@ from dataclasses import dataclass, field
 
 import mpmath
 import sympy
-from sympy.polys.domains import QQ
-from sympy.polys.rings import ring as _poly_ring
 
 from .budget import BudgetExceeded, time_budget  # noqa: F401 - re-exported
+from .errors import ExactArithmeticError
 from .numbers import to_exact  # noqa: F401 - re-exported
-
 
 
 @dataclass
@@ -66,179 +58,32 @@ class Decision:
         return self.status == "proved"
 
 
-METHOD_ZERO = ("exact normal form over Q: sqrt(u) -> sigma with sigma^2 = u, 1/q -> iota with "
-               "q*iota = 1 (cleared by multiplying with q^k), sigma^k reduced to degree <= 1; "
-               "zero remainder")
+METHOD_ZERO = ("exact normal form on the engine: sqrt(u) -> sigma with sigma^2 = u, 1/q -> iota with "
+               "q*iota = 1, reduced modulo the atoms' relations; zero remainder")
 
 
-class _Atomizer:
-    """Rewrites an expression into a polynomial in symbols, radical symbols σ, inverse symbols ι
-    and opaque symbols, recording the relations (see module docstring)."""
-
-    def __init__(self):
-        self.radicals: dict = {}      # canonical radicand expr -> sigma symbol
-        self.radicand_of: dict = {}   # sigma -> radicand expr (atomized, polynomial)
-        self.inverses: dict = {}      # canonical denominator expr -> iota symbol
-        self.inverse_of: dict = {}    # iota -> denominator expr (atomized, polynomial)
-        self.opaque: dict = {}        # expr -> symbol
-        self.order: list = []         # creation order of sigma/iota symbols
-        self._memo: dict = {}
-        self._count = 0
-
-    def _fresh(self, prefix, **assumptions):
-        self._count += 1
-        return sympy.Dummy(f"{prefix}{self._count}", **assumptions)
-
-    @staticmethod
-    def canonical(expr):
-        return sympy.expand(expr)
-
-    def radical(self, radicand):
-        key = self.canonical(radicand)
-        if key.is_Rational and key < 0:
-            return None  # imaginary: not a real radical, stays opaque
-        sym = self.radicals.get(key)
-        if sym is None:
-            sym = self._fresh("sigma", positive=True)
-            self.radicals[key] = sym
-            self.radicand_of[sym] = key
-            self.order.append(sym)
-        return sym
-
-    def inverse(self, denominator):
-        key = self.canonical(denominator)
-        if key.is_Number:
-            if key == 0:
-                raise ZeroDivisionError("division by the constant 0")
-            return 1 / key
-        sym = self.inverses.get(key)
-        if sym is None:
-            sym = self._fresh("iota")
-            self.inverses[key] = sym
-            self.inverse_of[sym] = key
-            self.order.append(sym)
-        return sym
-
-    def __call__(self, expr):
-        got = self._memo.get(expr)
-        if got is not None:
-            return got
-        out = self._atomize(expr)
-        self._memo[expr] = out
-        return out
-
-    def _atomize(self, expr):
-        if expr.is_Atom:
-            if expr.is_Symbol or expr.is_Rational:
-                return expr
-            if expr.is_Number:  # Float or other inexact number: refuse, proofs are exact
-                raise TypeError(f"inexact number {expr!r} in an exact decision")
-            return self._opaque(expr)
-        if expr.is_Add:
-            return sympy.Add(*[self(a) for a in expr.args])
-        if expr.is_Mul:
-            return sympy.Mul(*[self(a) for a in expr.args])
-        if expr.is_Pow:
-            base, exp = expr.args
-            if exp.is_Integer:
-                b = self(base)
-                if exp >= 0:
-                    return b ** exp
-                return self._inverse_power(b, -int(exp))
-            if exp.is_Rational and exp.q == 2:
-                b = self(base)
-                k = int(exp.p)
-                sig = self.radical(b)
-                if sig is None:
-                    return self._opaque(expr)
-                if k >= 0:
-                    return sig ** k
-                return self._inverse_power(sig, -k)
-            return self._opaque(expr)
-        return self._opaque(expr)
-
-    def _inverse_power(self, b, k):
-        if b.is_Number:
-            if b == 0:
-                raise ZeroDivisionError("division by the constant 0")
-            return b ** (-k)
-        return self.inverse(b) ** k
-
-    def _opaque(self, expr):
-        sym = self.opaque.get(expr)
-        if sym is None:
-            sym = self._fresh("opaque", real=True)
-            self.opaque[expr] = sym
-        return sym
-
-
-def _split(P, i, key):
-    """Terms of P grouped by key(exponent of generator i) -> (group, new exponent); each group a
-    polynomial (one pass over P's terms)."""
-    groups = {}
-    for m, c in P.items():
-        k, e = key(m[i])
-        groups.setdefault(k, {})[m[:i] + (e,) + m[i + 1:]] = c
-    return {k: P.new(d) for k, d in groups.items()}
-
-
-def _iadd(acc, P):
-    get = acc.get
-    for m, c in P.items():
-        v = get(m, 0) + c
-        if v:
-            acc[m] = v
-        else:
-            del acc[m]
-
-
-def _mul(P, Q, R):
-    """P·Q; a monomial Q (e.g. a power of σ) is an exponent shift."""
-    if len(Q) == 1:
-        ((mq, cq),) = Q.items()
-        out = R.zero
-        for m, c in P.items():
-            out[tuple(a + b for a, b in zip(m, mq))] = c * cq
-        return out
-    return P * Q
-
-
-def _normal_form(P, R, index, at, conv):
-    """Eliminate each ι by multiplying with the matching power of its denominator, then reduce each
-    σ^k to u^(k//2)·σ^(k%2), latest atom first; linear-time grouping and in-place sums.
-    Returns the normal form in ring R."""
-    for sym in reversed(at.order):
-        if sym not in at.inverse_of or sym not in index:
-            continue
-        i = index[sym]
-        K = P.degree(i)
-        if K <= 0:
-            continue
-        q = conv(at.inverse_of[sym])
-        parts = _split(P, i, lambda e: (e, 0))
-        qpow = [R.one]
-        for _ in range(K):
-            qpow.append(_mul(qpow[-1], q, R))
-        new = R.zero
-        for e, part in parts.items():
-            _iadd(new, _mul(part, qpow[K - e], R))
-        P = new
-    for sym in reversed(at.order):
-        if sym not in at.radicand_of or sym not in index:
-            continue
-        i = index[sym]
-        if P.degree(i) < 2:
-            continue
-        u = conv(at.radicand_of[sym])
-        parts = _split(P, i, lambda e: (e // 2, e % 2))
-        upow = [R.one]
-        new = R.zero
-        for k in sorted(parts):
-            while len(upow) <= k:
-                upow.append(_mul(upow[-1], u, R))
-            _iadd(new, _mul(parts[k], upow[k], R))
-        P = new
-    return P
+def _engine_zero(expr):
+    """(is zero, radicands, denominators, opaque) for a SymPy expression, on a fresh Space."""
+    from .convert import SympyImport, to_sympy
+    from .normal import is_zero_value
+    from .space import Space
+    from .value import Value
+    space = Space(name="decide_zero")
+    importer = SympyImport(space)
+    importer.declare(expr)
+    space.freeze()
+    value = importer(expr)
+    zero = value.is_syntactic_zero() or is_zero_value(space, value)
+    radicands, denominators = [], []
+    for atom in space.atoms:
+        argument = to_sympy(Value(space, atom.home, atom.argument))
+        if atom.kind == "sqrt":
+            radicands.append(argument)
+        elif atom.kind == "inv" and atom.base is None:  # 1/σ needs only σ's radicand > 0
+            denominators.append(argument)
+        elif atom.kind == "log":
+            radicands.append(argument)
+    return zero, radicands, denominators, list(importer.opaque)
 
 
 def decide_zero(expr, *, budget: float | None = None) -> Decision:
@@ -255,33 +100,24 @@ def decide_zero(expr, *, budget: float | None = None) -> Decision:
         with time_budget(budget):
             if expr == 0:
                 return Decision("proved", "syntactically zero", seconds=time.perf_counter() - start)
-            at = _Atomizer()
-            poly_expr = at(expr)
-            # Radicands and denominators must themselves be polynomials in the atoms.
-            gens = set(poly_expr.free_symbols)
-            for e in list(at.radicand_of.values()) + list(at.inverse_of.values()):
-                gens |= e.free_symbols
-            gens = sorted(gens, key=lambda s: (s.name, s.dummy_index if isinstance(s, sympy.Dummy) else 0))
-            if not gens:  # a rational number
-                status = "proved" if poly_expr == 0 else "remainder"
-                return Decision(status, "exact rational arithmetic",
-                                remainder=None if poly_expr == 0 else poly_expr,
+            floats = expr.atoms(sympy.Float)
+            if floats:
+                raise TypeError(f"inexact number {min(floats, key=str)!r} in an exact decision "
+                                "(pass Fractions or sympy.Rational)")
+            if expr.is_Rational:
+                return Decision("remainder", "exact rational arithmetic", remainder=expr,
                                 seconds=time.perf_counter() - start)
-            R, *_ = _poly_ring(gens, QQ)
-            gens_index = {g: i for i, g in enumerate(gens)}
-
-            def ring_of(e):
-                return R(e)
-
-            P = R(poly_expr)
-            P = _normal_form(P, R, gens_index, at, ring_of)
-            seconds = time.perf_counter() - start
-            decision = Decision(
-                "proved" if not P else "remainder", METHOD_ZERO, remainder=None if not P else P,
-                radicands=list(at.radicand_of.values()),
-                nonzero_denominators=list(at.inverse_of.values()),
-                opaque=list(at.opaque.keys()), seconds=seconds)
-            return decision
+            try:
+                zero, radicands, denominators, opaque = _engine_zero(expr)
+            except (ExactArithmeticError, ZeroDivisionError, TypeError, ValueError) as exc:
+                # the engine refuses what it cannot represent exactly (an inexact Float, a
+                # division by an exact zero): not a proof
+                return Decision("remainder", f"not decided on the engine: {exc}",
+                                remainder=expr, seconds=time.perf_counter() - start)
+            return Decision("proved" if zero else "remainder", METHOD_ZERO,
+                            remainder=None if zero else expr, radicands=radicands,
+                            nonzero_denominators=denominators, opaque=opaque,
+                            seconds=time.perf_counter() - start)
     except BudgetExceeded:
         return Decision("timeout", "time budget exceeded", seconds=time.perf_counter() - start)
 

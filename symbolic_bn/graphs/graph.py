@@ -10,7 +10,8 @@ A graph has named input slots and a snoc chain of nodes; each node may read any 
   returns the input cotangents.  Input seeds are included (the identity part of
   ``x ↦ (x, intermediates)``), and a fan-out slot receives the sum of all downstream contributions.
 
-All of it runs on any scalar algebra (:mod:`symbolic_bn.exact.algebra`); by default on exact SymPy
+All of it runs on any scalar algebra (the engine's :class:`~symbolic_bn.obligations.setting.EngineAlgebra`,
+:mod:`symbolic_bn.graphs.algebra`); by default on exact SymPy
 numbers and expressions, converted from user arrays without ``eval``/``sympify``.
 """
 from __future__ import annotations

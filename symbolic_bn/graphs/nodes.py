@@ -19,7 +19,8 @@ matrices, written in the same conventions (full-context VJP, no side condition) 
 of the algebra but ``alg.sum`` and NumPy indexing, so they run on every scalar algebra.
 
 Arrays are NumPy object arrays whose entries belong to one scalar algebra
-(:mod:`symbolic_bn.exact.algebra`); cotangents and tangents are written on the left of products so that
+(the exact engine through :class:`symbolic_bn.obligations.setting.EngineAlgebra`, or SymPy
+through :mod:`symbolic_bn.graphs.algebra`); cotangents and tangents are written on the left of products so that
 linear forms can flow through.
 """
 from __future__ import annotations

@@ -147,8 +147,8 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
             except LeavesRing:  # a parameter shared by groups: the same with Value coefficients
                 bad += _backward(chunk, raw=False)
         return bad, ("coefficient by coefficient on the exact engine, the cotangent g on the output a vector "
-                     "of independent symbols (linear forms, one statistics group at a time); closed form "
-                     "from symbolic_bn.graphs.closed_forms.backward")
+                     "of independent symbols (linear forms, one statistics group at a time); the layer's closed-form "
+                     "backward written from the mathematics")
 
     def _backward(chunk, raw):
         out_slot = setting.output
@@ -178,8 +178,8 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
             except LeavesRing:
                 bad += _jvp(chunk, raw=False)
         return bad, ("coefficient by coefficient on the exact engine, the tangent (dx, dγ, dβ) a vector of "
-                     "independent symbols (linear forms, a group at a time); closed form from "
-                     "symbolic_bn.graphs.closed_forms.jvp")
+                     "independent symbols (linear forms, a group at a time); the layer's closed-form JVP written "
+                     "from the mathematics")
 
     def _jvp(chunk, raw):
         names = layer.argument_names

@@ -94,34 +94,39 @@ def allsizes_record():
 
 
 def jacobian_structure(shape=JACOBIAN_SHAPE) -> dict:
-    """Exact dependence pattern of every slot entry on every input entry, computed in the atom
-    algebra (a derivative is nonzero iff the entry's polynomial contains the input's coordinate)."""
+    """Exact dependence pattern of every slot entry on every input entry, computed on the exact
+    engine: a partial derivative counts when the engine decides it is not zero on the domain."""
     from .. import batchnorm_channel_first
-    from ..obligations.prove import _BNAtoms
-    graph = batchnorm_channel_first(*shape)
-    bn = _BNAtoms(graph)
-    alg = bn.alg
-    values = graph.evaluate(bn.inputs, alg)
-    cache = {}
-    inputs = list(bn.input_keys)
-    col = {k: i for i, k in enumerate(inputs)}
+    from ..exact.normal import is_zero_value
+    from ..obligations.prove import _subject
+    from ..obligations.setting import ProofSetting
+    layer, graph = _subject(batchnorm_channel_first(*shape))
+    setting = ProofSetting(layer, graph)
+    space = setting.space
+    jac = setting.problem.inputs.jacobian()
+    names = layer.argument_names
     C = graph.C
-    blocks = [f"{s}[{c}]" for c in range(C) for s in ("x", "gamma", "beta")]
-    block_of = {k: blocks.index(f"{k[0]}[{k[1]}]") for k in inputs}
+    inputs = [(n, idx) for n in names for idx in np.ndindex(*np.shape(setting.inputs[n]))]
+    col = {k: i for i, k in enumerate(inputs)}
+    channel_of = {k: (k[1][0]) for k in inputs}
+    labels = {"x": "x", "gamma": "gamma", "beta": "beta"}
+    blocks = [f"{labels.get(n, n)}[{c}]" for c in range(C) for n in names]
+    block_of = {k: blocks.index(f"{labels.get(k[0], k[0])}[{channel_of[k]}]") for k in inputs}
     slot_rows, entry_rows, entry_cols = [], [], []
     for s in graph.slots:
-        arr = values[s]
+        arr = np.asarray(setting.values[s], dtype=object)
         counts = [0] * len(blocks)
         for idx in np.ndindex(arr.shape):
-            grad = alg.gradient(arr[idx], inputs, cache)
-            for j in grad:
-                counts[block_of[j]] += 1
+            grad = [e for e, d in jac.of(arr[idx]).items()
+                    if e in col and not d.is_syntactic_zero() and not is_zero_value(space, d)]
+            for e in grad:
+                counts[block_of[e]] += 1
             if s == graph.slots[-1]:
                 entry_rows.append(f"{s}{list(int(i) for i in idx)}")
-                entry_cols.append(sorted(col[j] for j in grad))
+                entry_cols.append(sorted(col[e] for e in grad))
         slot_rows.append({"slot": s, "shape": list(arr.shape), "nonzeros_per_block": counts})
     return {"shape": list(shape), "blocks": blocks, "slots": slot_rows,
-            "output_slot": graph.slots[-1], "inputs": [f"{k[0]}{list(k[1:])}" for k in inputs],
+            "output_slot": graph.slots[-1], "inputs": [f"{n}{list(int(i) for i in idx)}" for n, idx in inputs],
             "output_rows": entry_rows, "output_nonzero_columns": entry_cols}
 
 
@@ -131,7 +136,7 @@ def jacobian_table(jac: dict) -> Table:
     return Table(("slot", "shape", *jac["blocks"]), rows,
                  title=f"Jacobian block structure ({shape_name(jac['shape'])})",
                  caption="Nonzero partial derivatives of each slot (a value the forward records "
-                         "on its tape) with respect to each input block, exact (atom algebra): "
+                         "on its tape) with respect to each input block, exact (decided on the engine): "
                          "every slot of channel c depends only on x[c], γ[c], β[c].",
                  folded=True)
 

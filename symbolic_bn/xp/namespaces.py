@@ -71,24 +71,13 @@ number, ``log`` of a non-positive number (for symbolic *numbers*; symbolic expre
 as the principal branch), and for NaN/inf inputs.  ``ZeroDivisionError`` for a division by an exact
 zero.
 
-Recording side conditions (symbolic namespace)
-----------------------------------------------
-SymPy simplifies while it builds: ``a*b/(a*c)`` becomes ``b/c`` and ``sqrt(u)*sqrt(u)`` becomes
-``u``, so the finished expression no longer shows that the code divided by ``a`` or took the square
-root of ``u``.  Inside ``with record_domain() as log:`` the symbolic namespace notes, for every
-operation it carries out, the side conditions it meets (constants are not noted: the namespace
-checks them itself):
-
-* ``log.nonzero``: divisors (``/``, ``xp.divide``, ``xp.reciprocal``) and bases of negative integer
-  powers -- each must be ``≠ 0``;
-* ``log.nonnegative``: radicands of ``sqrt`` and bases of positive fractional powers -- ``≥ 0``;
-* ``log.positive``: bases of negative fractional powers, arguments of ``log``, bases of powers
-  with a symbolic exponent -- ``> 0``.
-
-Each maps the expression to a short description of where it was met.  The log is per ``with``
-block (a :mod:`contextvars` variable: nothing leaks into later runs, other threads or an enclosing
-block).  Only operations that go through the namespace are seen: arithmetic on *bare* SymPy
-entries (``x[0, 0, 0] / d``) bypasses it.
+The SymPy namespace does not decide anything
+-------------------------------------------
+SymPy simplifies while it builds (``a*b/(a*c)`` becomes ``b/c``, ``sqrt(u)*sqrt(u)`` becomes ``u``),
+hiding divisions and square roots the code carried out.  So no verdict of symbolic-bn is decided
+on this namespace: checks and proofs run users' code on the exact engine
+(:mod:`symbolic_bn.xp.engine`), whose atoms keep every side condition.  This namespace is for
+display, for evaluating closed forms at exact points, and as the independent side of tests.
 
 Precision of the mpmath namespace
 ---------------------------------
@@ -111,8 +100,6 @@ Known limits (documented, not checked)
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import numbers
 from decimal import Decimal
 from fractions import Fraction
@@ -168,8 +155,6 @@ __all__ = [
     "xreplace_array",
     "FLOAT_MODES",
     "SUPPORTED_FUNCTIONS",
-    "DomainLog",
-    "record_domain",
 ]
 
 numpy_namespace = np
@@ -643,95 +628,6 @@ class RealDType:
 
 
 # --------------------------------------------------------------------------------------------
-# Recording side conditions
-# --------------------------------------------------------------------------------------------
-class DomainLog:
-    """Side conditions met by the symbolic namespace inside :func:`record_domain` (module doc).
-
-    ``nonzero`` / ``nonnegative`` / ``positive``: dicts from SymPy expression to a description of
-    the operation that needs it (first occurrence).
-    """
-
-    def __init__(self):
-        self.nonzero: dict = {}
-        self.nonnegative: dict = {}
-        self.positive: dict = {}
-
-    def __len__(self):
-        return len(self.nonzero) + len(self.nonnegative) + len(self.positive)
-
-    def __repr__(self):
-        return (f"DomainLog({len(self.nonzero)} nonzero, {len(self.nonnegative)} nonnegative, "
-                f"{len(self.positive)} positive)")
-
-    @staticmethod
-    def _entries(a):
-        return a.flat if isinstance(a, np.ndarray) else (a,)
-
-    @staticmethod
-    def _constant(v):
-        return not isinstance(v, sympy.Basic) or not v.free_symbols
-
-    def _add(self, table, v, what):
-        if not self._constant(v) and v not in table:
-            table[v] = what
-
-    def note(self, name, args):
-        """Record the conditions of one ufunc call (``args``: the converted operands)."""
-        if name == "divide":
-            for v in self._entries(args[1]):
-                self._add(self.nonzero, v, "a divisor")
-        elif name == "reciprocal":
-            for v in self._entries(args[0]):
-                self._add(self.nonzero, v, "a divisor (reciprocal)")
-        elif name == "sqrt":
-            for v in self._entries(args[0]):
-                self._add(self.nonnegative, v, "a sqrt radicand")
-        elif name == "log":
-            for v in self._entries(args[0]):
-                self._add(self.positive, v, "a log argument")
-        elif name == "power":
-            a, b = args
-            shape = np.broadcast_shapes(np.shape(a), np.shape(b))
-            for base, e in zip(np.broadcast_to(np.asarray(a, dtype=object), shape).flat,
-                               np.broadcast_to(np.asarray(b, dtype=object), shape).flat):
-                self._note_power(base, e)
-
-    def _note_power(self, base, e):
-        e = sympy.sympify(e) if isinstance(e, (int, Fraction)) else e
-        if isinstance(e, sympy.Basic) and e.is_Rational:
-            if e.is_Integer:
-                if e < 0:
-                    self._add(self.nonzero, base, "the base of a negative power")
-            elif e > 0:
-                self._add(self.nonnegative, base, f"the base of the fractional power {e}")
-            else:
-                self._add(self.positive, base, f"the base of the negative fractional power {e}")
-        elif self._constant(e):
-            self._add(self.positive, base, f"the base of the power {e}")
-        else:  # symbolic exponent: even a constant base must be positive
-            if isinstance(base, sympy.Basic) and base.is_Number and base.is_positive:
-                return
-            if base not in self.positive:
-                self.positive[base] = f"the base of a power with the symbolic exponent {e}"
-
-
-_DOMAIN_LOG: contextvars.ContextVar = contextvars.ContextVar("symbolic_bn_domain_log", default=None)
-
-
-@contextlib.contextmanager
-def record_domain():
-    """``with record_domain() as log:`` -- record the side conditions the symbolic namespace meets
-    inside the block into a fresh :class:`DomainLog` (see the module docstring)."""
-    log = DomainLog()
-    token = _DOMAIN_LOG.set(log)
-    try:
-        yield log
-    finally:
-        _DOMAIN_LOG.reset(token)
-
-
-# --------------------------------------------------------------------------------------------
 # Namespaces
 # --------------------------------------------------------------------------------------------
 _NATIVE_UFUNCS = frozenset(
@@ -997,7 +893,6 @@ class _ExactNamespace:
                 raise UnsupportedOperation(f"numpy.{name}.outer: unsupported arguments {sorted(kwargs)}")
             a, b = (self._operand(x) for x in inputs)
             self._check_divisors(name, a, b)
-            self._note_domain(name, (np.asarray(a, dtype=object)[(...,) + (None,) * np.ndim(b)], b))
             res = ufunc.outer(a, b)
         else:
             raise UnsupportedOperation(
@@ -1013,11 +908,7 @@ class _ExactNamespace:
             return target
         return self._wrap(res)
 
-    def _note_domain(self, name, args):
-        """Record side conditions (symbolic namespace inside record_domain; no-op otherwise)."""
-
     def _call_ufunc(self, name, ufunc, args):
-        self._note_domain(name, args)
         if name in _NATIVE_UFUNCS:
             if name in ("divide", "power"):
                 self._check_divisors(name, *args)
@@ -1442,11 +1333,6 @@ class SymbolicNamespace(_ExactNamespace):
     @property
     def e(self):
         return sympy.E
-
-    def _note_domain(self, name, args):
-        log = _DOMAIN_LOG.get()
-        if log is not None:
-            log.note(name, args)
 
     def _scalar(self, v, floats="decimal"):
         return _sympy_scalar(v, floats)
