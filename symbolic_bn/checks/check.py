@@ -307,8 +307,24 @@ def check_forward(forward, shape=None, eps=None, budget=DEFAULT_BUDGET, seed=0, 
     return _check("forward", forward, layer, shape, eps, budget, seed)
 
 
-def check_backward(backward, shape=None, eps=None, budget=DEFAULT_BUDGET, seed=0, *, layer=None) -> Certificate:
+def check_backward(backward, shape=None, eps=None, budget=DEFAULT_BUDGET, seed=0, *, layer=None,
+                   forward=None, weight_shape=None, bias_shape=None) -> Certificate:
     """Prove ``backward(x, weight, bias, grad_out, eps[, xp]) -> (dx, dweight, dbias)`` equal to
     ``Jᵀ·grad_out`` of the layer's forward, exactly (module docstring).  Obligations
-    ``'backward.d<arg>'`` for each argument (``dx, dgamma, dbeta`` for the default layer)."""
+    ``'backward.d<arg>'`` for each argument (``dx, dgamma, dbeta`` for the default layer).
+
+    ``forward=fwd`` (with ``shape``, ``weight_shape`` and optionally ``bias_shape``): the reference is
+    ``Jᵀ·grad_out`` of your own ``fwd(x, weight, bias, eps[, xp])``, for any function the exact
+    namespace runs (:mod:`symbolic_bn.checks.custom`; ``bias_shape=None``: no bias -- ``bias=None``
+    is passed and the backward returns ``(dx, dweight)``)."""
+    if forward is not None:
+        if layer is not None:
+            raise ValueError("check_backward: forward= (your own forward is the reference) cannot be "
+                             "combined with layer=")
+        from .custom import check_custom_backward
+        return check_custom_backward(backward, forward, shape, weight_shape, bias_shape, eps, budget, seed)
+    for name, value in (("weight_shape", weight_shape), ("bias_shape", bias_shape)):
+        if value is not None:
+            raise ValueError(f"check_backward: {name} is for a check against your own forward "
+                             "(forward=fwd); a layer's shapes come from the layer")
     return _check("backward", backward, layer, shape, eps, budget, seed)
