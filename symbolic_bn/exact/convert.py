@@ -369,10 +369,7 @@ class SympyImport:
         if e.is_Number:
             raise TypeError(f"inexact number {e!r} in an exact decision")
         if e.is_Add:
-            total = space.zero()
-            for a in e.args:
-                total = space.add(total, self(a))
-            return total
+            return space.sum([self(a) for a in e.args])
         if e.is_Mul:
             total = space.fraction(1)
             for a in e.args:

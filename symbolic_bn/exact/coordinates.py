@@ -40,16 +40,7 @@ class _Centered:
 
 
 def _sum(space, values):
-    """Pairwise exact sum (a running sum of n polynomials would cost n² term copies)."""
-    vals = list(values)
-    if not vals:
-        return space.zero()
-    while len(vals) > 1:
-        nxt = [vals[i] + vals[i + 1] for i in range(0, len(vals) - 1, 2)]
-        if len(vals) % 2:
-            nxt.append(vals[-1])
-        vals = nxt
-    return vals[0]
+    return space.sum(list(values))
 
 
 class _MeanDisplay:

@@ -225,6 +225,30 @@ class Space:
             return Value(self, ra, a.poly() + self.embed(b, ra))
         return Value(self, MULTI, {ra: a.poly(), rb: b.poly()})
 
+    def sum(self, values) -> Value:
+        """Exact sum of many Values: polynomials grouped by ring (a sum over rings contributes
+        each of its parts) and each group summed pairwise -- linear in the number of terms, where
+        a running ``add`` costs a copy of the growing sum per term."""
+        groups: dict = {}
+        rings: dict = {}
+        consts = Fraction(0)
+        for v in values:
+            if v.ring is None:
+                consts += v.constant_fraction()
+                continue
+            for r, p in (v.p.items() if v.ring is MULTI else [(v.ring, v.poly())]):
+                groups.setdefault(id(r), []).append(p)
+                rings[id(r)] = r
+        total = self.fraction(consts)
+        for key, polys in groups.items():
+            while len(polys) > 1:
+                nxt = [polys[i] + polys[i + 1] for i in range(0, len(polys) - 1, 2)]
+                if len(polys) % 2:
+                    nxt.append(polys[-1])
+                polys = nxt
+            total = self.add(total, self._from_parts({rings[key]: polys[0]}))
+        return total
+
     def negate(self, a: Value) -> Value:
         if a.ring is None:
             return Value(self, None, -a.p)

@@ -87,33 +87,8 @@ def _wrap(space, arr) -> "ExactArray":
 
 
 def _pairwise_sum(space, values):
-    """Exact sum of many Values: grouped by ring, each group summed pairwise (linear, not
-    quadratic, in the number of terms)."""
-    if not values:
-        return space.zero()
-    groups: dict = {}
-    consts = Fraction(0)
-    backend = space.backend
-    for v in values:
-        if v.ring is None:
-            consts += v.constant_fraction()
-        else:
-            groups.setdefault(id(v.ring), []).append(v)
-    total = space.fraction(consts)
-    for vs in groups.values():
-        if vs[0].ring is _value_module.MULTI:
-            for v in vs:
-                total = space.add(total, v)
-            continue
-        ring = vs[0].ring
-        polys = [v.poly() for v in vs]
-        while len(polys) > 1:
-            nxt = [polys[i] + polys[i + 1] for i in range(0, len(polys) - 1, 2)]
-            if len(polys) % 2:
-                nxt.append(polys[-1])
-            polys = nxt
-        total = space.add(total, Value(space, ring, polys[0]))
-    return total
+    """Exact sum of many Values (:meth:`Space.sum <symbolic_bn.exact.space.Space.sum>`)."""
+    return space.sum(values)
 
 
 def _normalize_axes(axis, ndim):
