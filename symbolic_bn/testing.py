@@ -38,8 +38,8 @@ from .checks.check import DEFAULT_BUDGET, check_backward, check_forward
 from .checks.crosscheck import ImplementationError, crosscheck
 from .xp import UnsupportedOperation
 
-__all__ = ["DEFAULT_SHAPES", "assert_backward_correct", "assert_forward_correct",
-           "failure_message", "readable_names"]
+__all__ = ["DEFAULT_SHAPES", "assert_backward_correct", "assert_double_backward_correct",
+           "assert_forward_correct", "failure_message", "readable_names"]
 
 #: Shapes (C, H, W) checked by default: a quick one, then one with C, H, W pairwise different.
 DEFAULT_SHAPES = ((1, 2, 3), (2, 3, 4))
@@ -245,3 +245,47 @@ def assert_forward_correct(forward, shapes=DEFAULT_SHAPES, eps=None, numeric=Non
     __tracebackhide__ = True
     return _assert_correct("forward", forward, shapes=shapes, eps=eps, numeric=numeric,
                            budget=budget, points=points, options=options)
+
+
+def assert_double_backward_correct(double_backward, shapes=None, eps=None, budget=DEFAULT_BUDGET, *,
+                                   layer=None, **options):
+    """Assert ``double_backward(x, weight, bias, grad_out, ggx, ggweight, ggbias, eps[, xp]) ->
+    (gx, gweight, ggrad_out)`` is the derivative of the layer's Jᵀ·grad_out, exactly
+    (:func:`symbolic_bn.checks.double_backward.check_double_backward`): at ``layer`` (a
+    :class:`symbolic_bn.layers.Layer`; its own ε), or else at each of ``shapes`` (default
+    :data:`DEFAULT_SHAPES`) of the channel-first BatchNorm with ``eps``.  No numeric fallback.
+
+    Returns the certificates.  Raises ``AssertionError`` with :func:`failure_message` (and the
+    counterexample's ggx, ggweight, ggbias) when an obligation is failed or undecided or the function
+    cannot run exactly; ``ValueError`` / ``TypeError`` for bad arguments."""
+    __tracebackhide__ = True
+    from .checks.double_backward import check_double_backward
+    who = "assert_double_backward_correct"
+    unknown = [k for k in options if k not in _accepted(check_double_backward, options)]
+    if unknown:
+        raise TypeError(f"{who}: unknown option(s) {', '.join(sorted(unknown))} "
+                        f"(not accepted by check_double_backward)")
+    if layer is not None:
+        if shapes is not None:
+            raise ValueError(f"{who}: pass layer or shapes, not both")
+        runs = [dict(layer=layer, eps=eps)]
+    else:
+        runs = [dict(shape=shape, eps=eps) for shape in _check_shapes(
+            DEFAULT_SHAPES if shapes is None else shapes, who)]
+    results, proved_at = [], []
+    for run in runs:
+        try:
+            cert = check_double_backward(double_backward, budget=budget, **run, **options)
+        except ImplementationError as exc:
+            raise AssertionError(f"{who}: {exc}") from None
+        results.append(cert)
+        if not cert.ok:
+            note = f" (proved at {', '.join(proved_at)} before)" if proved_at else ""
+            message = failure_message(cert, who, note)
+            cex = next((ob.counterexample for ob in cert.failed()), None) or {}
+            gg = [(k, v) for k, v in cex.items() if k.startswith("gg") and k != "ggrad_out"]
+            if gg:
+                message += "\n    and " + ", ".join(f"{k} = {_value(v)}" for k, v in gg)
+            raise AssertionError(message)
+        proved_at.append(cert.subject.split(" at ", 1)[-1])
+    return results

@@ -92,6 +92,9 @@ def _validate(who, fn, budget, seed):
 
 
 def _statement(role, name, problem):
+    custom = getattr(problem, "statement_for", None)  # a Problem subclass of another role
+    if custom is not None:
+        return custom(name)
     layer = problem.layer
     shape = layer.shape_text()
     if role == "forward":
@@ -130,7 +133,7 @@ METHOD = ("the user's function run once on the exact engine (polynomials over �
           "at the degenerate points ({kinds}) and compared with the reference there")
 
 
-def _check(role, fn, layer, shape, eps, budget, seed):
+def _check(role, fn, layer, shape, eps, budget, seed, *, problem_type=Problem, points_type=PointSearch):
     who = f"check_{role}"
     t0 = time.perf_counter()
     budget = _validate(who, fn, budget, seed)
@@ -150,7 +153,7 @@ def _check(role, fn, layer, shape, eps, budget, seed):
 
     try:
         with time_budget(remaining()):
-            problem = Problem(layer, with_cotangent=(role == "backward"))
+            problem = problem_type(layer, with_cotangent=(role != "forward"))
             if out_names is None:
                 out_names = problem.gradient_names()
             out_shapes = (layer.input_shape,) if role == "forward" else problem.gradient_shapes()
@@ -161,8 +164,9 @@ def _check(role, fn, layer, shape, eps, budget, seed):
                 args.append(problem.bias.copy())
             elif layer.name == "rms_norm":
                 args.append(None)
-            if role == "backward":
+            if role != "forward":
                 args.append(problem.grad_out.copy())
+            args += [None if a is None else a.copy() for a in getattr(problem, "extra_arguments", ())]
             # ε reaches the function as an exact value of the engine (a float would be rounded by
             # Python arithmetic before the engine sees it: n * 1e-5 is not 12/100000)
             eps_value = problem.eps
@@ -186,7 +190,7 @@ def _check(role, fn, layer, shape, eps, budget, seed):
         return _all_undecided(cert, role, out_names or ("y",), layer, t0, budget,
                               "time budget exceeded while building the reference and running the function")
 
-    points = PointSearch(problem, fn, role, out_names, out_shapes, eps_argument, seed)
+    points = points_type(problem, fn, role, out_names, out_shapes, eps_argument, seed)
     kinds = points.kinds()
     if got is None:
         # the symbolic run could not go on (a data-dependent branch, or undefined symbolically):
@@ -208,7 +212,8 @@ def _check(role, fn, layer, shape, eps, budget, seed):
         except BudgetExceeded:
             pass
         raise branch_error
-    method = METHOD.format(bw=", Jᵀg by the engine's chain rule" if role == "backward" else "",
+    method = METHOD.format(bw=getattr(problem, "reference_words",
+                                      ", Jᵀg by the engine's chain rule" if role == "backward" else ""),
                            kinds=", ".join(kinds))
     try:
         with time_budget(remaining()):

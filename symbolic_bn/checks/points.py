@@ -134,7 +134,7 @@ class PointSearch:
             for idx in np.ndindex(*layer.bias_shape):
                 b[idx] = self._rat()
         g = None
-        if self.role == "backward":
+        if self.role != "forward":
             while True:  # generic: never constant within a group
                 g = np.empty(shape, dtype=object)
                 for idx in np.ndindex(*shape):
@@ -159,7 +159,7 @@ class PointSearch:
             xs.append(to_values(space, pt["bias"]))
         elif self.layer.name == "rms_norm":
             xs.append(None)
-        if self.role == "backward":
+        if self.role != "forward":
             xs.append(to_values(space, pt["grad_out"]))
         return xs
 
@@ -178,7 +178,8 @@ class PointSearch:
         values = self.problem.variable_values({
             self.problem.x_name: pt["x"], self.problem.w_name: pt["weight"],
             **({self.problem.b_name: pt["bias"]} if self.problem.b_name else {}),
-            **({"grad_out": pt["grad_out"]} if pt["grad_out"] is not None else {}), "eps": pt["eps"]})
+            **({"grad_out": pt["grad_out"]} if pt["grad_out"] is not None else {}), "eps": pt["eps"],
+            **pt.get("extra", {})})
         want = {}
         reference = self.problem.reference_for(self.role)
         at_point = Substitution(self.problem.space, values, space)
@@ -240,7 +241,7 @@ class PointSearch:
         if prob.b_name:
             cex[prob.b_name] = to_list(pt["bias"])
         cex["eps"] = _rational(Fraction(pt["eps"]))
-        if self.role == "backward":
+        if self.role != "forward":
             cex["grad_out"] = to_list(pt["grad_out"])
         return cex
 
