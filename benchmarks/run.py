@@ -1,25 +1,18 @@
-"""Performance benchmark (issue 6): naive SymPy baseline vs the complete certificate.
+"""Performance benchmarks: every target of the issues, measured in one run on one machine.
 
-In one run, on one machine:
+Each measurement runs in a fresh subprocess (``run.py --child NAME``) so that its peak memory is
+its own: ``peak_mb`` is the largest resident set of the process or of any worker it forked
+(``prove`` forks one worker per core; ``peak_total_mb`` adds the workers' peak to the parent's, an
+upper bound of what was resident at once).  Targets are ratios between measurements of the same
+run, never absolute seconds, except where an issue states seconds; ``results.json`` keeps every
+figure and each target's verdict.
 
-(a) the naive baseline -- ``Matrix.jacobian`` + ``simplify`` of the *output-only* VJP identity of
-    a single channel (``Jᵀg − closed-form dx == 0`` with symbolic g) at 1×2×2 and 1×3×3;
-(b) the complete certificate ``prove(batchnorm_channel_first(...))`` -- every obligation, including
-    the end-to-end identity with the full-context seed -- at 1×2×2, 1×3×3, 1×4×4, 2×4×4, 4×4×4,
-    4×8×8 and onward until a 60 s budget is spent;
-(c) ``check_backward`` and ``crosscheck`` at 2×4×4.
-
-Each measurement runs in a fresh subprocess (peak memory = its max RSS).  Prints a table, the
-ratio naive/ours at equal shapes and the fitted growth exponents in C and in N = H·W, and writes
-``benchmarks/results.json``.
-
-Usage:  python benchmarks/run.py [--budget 60] [--jobs J] [--backend flint|sympy] [--quick]
+Usage:  python benchmarks/run.py [--only NAME ...] [--skip-naive] [--out FILE]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import resource
@@ -29,184 +22,293 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-NAIVE = r'''
-import sys, time, json, signal
-import sympy as sp
-C, H, W = map(int, sys.argv[1:4])
-n = H * W
-t0 = time.perf_counter()
-x = sp.Matrix(sp.symbols(f"x0:{n}", real=True))
-g = sp.Matrix(sp.symbols(f"g0:{n}", real=True))
-gam, eps = sp.symbols("gamma eps", positive=True)
-mean = sum(x) / n
-var = sum((xi - mean) ** 2 for xi in x) / n
-std = sp.sqrt(var + eps)
-y = sp.Matrix([gam * (xi - mean) / std for xi in x])
-J = y.jacobian(x)
-lhs = J.T * g
-xhat = [(xi - mean) / std for xi in x]
-S1 = sum(gam * gi for gi in g)
-S2 = sum(gam * gi * xh for gi, xh in zip(g, xhat))
-rhs = sp.Matrix([(n * gam * g[p] - S1 - xhat[p] * S2) / (std * n) for p in range(n)])
-ok = all(sp.simplify(lhs[p] - rhs[p]) == 0 for p in range(n))
-print(json.dumps({"seconds": time.perf_counter() - t0, "ok": bool(ok)}))
-'''
+#: The pre-engine prover at 4×16×16 (commit 57da35f's benchmarks/results.json, this machine type):
+#: the baseline issue "One exact engine" asks not to regress.
+BASELINE_4x16x16 = {"seconds": 38.34, "peak_mb": 7300.0, "source": "benchmarks/results.json at 57da35f"}
 
-OURS = r'''
-import sys, time, json, resource
-from collections import defaultdict
-from symbolic_bn import batchnorm_channel_first, prove
-C, H, W = map(int, sys.argv[1:4]); jobs = int(sys.argv[4]); backend = sys.argv[5]
-t0 = time.perf_counter()
-cert = prove(batchnorm_channel_first(C, H, W), jobs=jobs, backend=backend)
-wall = time.perf_counter() - t0
-groups = defaultdict(float)
-for ob in cert:
-    groups[ob.group] += ob.seconds
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({"seconds": wall, "ok": cert.ok, "counts": cert.counts(), "groups": groups,
-                  "peak_mb": peak / 1024, "jacobian_entries": cert.parameters.get("jacobian_entries"),
-                  "jobs": cert.parameters.get("jobs")}))
-'''
 
-CHECKS = r'''
-import json, time
-import numpy as np
-out = {}
-try:
-    from symbolic_bn.checks.check import check_backward
-    from symbolic_bn import numeric
+# ------------------------------------------------------------------------------ measurements
+
+def _cert(cert):
+    return {"ok": bool(cert.ok), "counts": dict(cert.counts())}
+
+
+def _prove(layer, **kw):
+    from symbolic_bn import prove
     t0 = time.perf_counter()
-    cert = check_backward(numeric.backward, shape=(2, 4, 4))
-    out["check_backward_2x4x4"] = {"seconds": time.perf_counter() - t0, "ok": cert.ok}
-except ImportError as exc:
-    out["check_backward_2x4x4"] = {"skipped": str(exc)}
-try:
-    from symbolic_bn.checks.crosscheck import crosscheck
-    from symbolic_bn import numeric
+    cert = prove(layer, **kw)
+    return {"seconds": time.perf_counter() - t0, **_cert(cert)}
+
+
+def _check_backward(fn, **kw):
+    from symbolic_bn import check_backward
     t0 = time.perf_counter()
-    res = crosscheck(numeric.forward, numeric.backward, shape=(2, 4, 4), dps=50, points=20)
-    out["crosscheck_2x4x4"] = {"seconds": time.perf_counter() - t0, "ok": res.ok}
-except ImportError as exc:
-    out["crosscheck_2x4x4"] = {"skipped": str(exc)}
-print(json.dumps(out))
-'''
+    cert = check_backward(fn, **kw)
+    return {"seconds": time.perf_counter() - t0, **_cert(cert)}
 
 
-def _run(code, args, timeout):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(HERE.parent) + os.pathsep + env.get("PYTHONPATH", "")
+def naive(shape):
+    """Matrix.jacobian + simplify of the output-only VJP identity of one channel (the way one
+    would do it in plain SymPy) -- the baseline the complete certificate is compared with."""
+    import sympy as sp
+    C, H, W = shape
+    n = H * W
+    t0 = time.perf_counter()
+    x = sp.Matrix(sp.symbols(f"x0:{n}", real=True))
+    g = sp.Matrix(sp.symbols(f"g0:{n}", real=True))
+    gam, eps = sp.symbols("gamma eps", positive=True)
+    mean = sum(x) / n
+    var = sum((xi - mean) ** 2 for xi in x) / n
+    std = sp.sqrt(var + eps)
+    y = sp.Matrix([gam * (xi - mean) / std for xi in x])
+    lhs = y.jacobian(x).T * g
+    xhat = [(xi - mean) / std for xi in x]
+    s1 = sum(gam * gi for gi in g)
+    s2 = sum(gam * gi * xh for gi, xh in zip(g, xhat))
+    rhs = [(n * gam * g[p] - s1 - xhat[p] * s2) / (std * n) for p in range(n)]
+    ok = all(sp.simplify(lhs[p] - rhs[p]) == 0 for p in range(n))
+    return {"seconds": time.perf_counter() - t0, "ok": bool(ok)}
+
+
+def prove_cf(shape, **kw):
+    from symbolic_bn import layers
+    return _prove(layers.batchnorm_channel_first(*shape), **kw)
+
+
+def check_staged(shape):
+    import implementations as I
+    return _check_backward(I.backward_staged, shape=shape)
+
+
+def check_numpy(shape):
+    import implementations as I
+    return _check_backward(I.numpy_backward, shape=shape)
+
+
+def prove_layer(kind, *args):
+    from symbolic_bn import layers
+    return _prove(getattr(layers, kind)(*args))
+
+
+def check_batch_norm(shape):
+    import implementations as I
+    from symbolic_bn import layers
+    return _check_backward(I.batch_norm_backward, layer=layers.batch_norm(shape))
+
+
+def prove_order(shape, order):
+    from symbolic_bn import layers
+    return _prove(layers.batchnorm_channel_first(*shape), order=order)
+
+
+def autodiff_numeric(shape):
+    import torch  # noqa: F401 - skipped without torch
+    from symbolic_bn import crosscheck_autodiff, layers
+    from symbolic_bn.checks.autodiff import builtin_function
+    layer = layers.instance_norm(shape, eps=1e-5)
+    f = builtin_function("torch.nn.functional.instance_norm", layer)
+    t0 = time.perf_counter()
+    res = crosscheck_autodiff(f, layer, framework="torch", order=3)
+    rows = {f"{r.api} {r.mode}": r.status for r in res.rows}
+    return {"seconds": time.perf_counter() - t0, "ok": bool(res.ok), "rows": rows}
+
+
+def autodiff_exact(shape, order):
+    import torch  # noqa: F401 - skipped without torch
+    from symbolic_bn import layers
+    from symbolic_bn.checks.autodiff import builtin_function
+    from symbolic_bn.checks.frameworks import check_autodiff
+    layer = layers.instance_norm(shape, eps=1e-5)
+    f = builtin_function("torch.nn.functional.instance_norm", layer)
+    t0 = time.perf_counter()
+    cert = check_autodiff(f, layer=layer, framework="torch", order=order,
+                          modes="all" if order == 1 else _order_modes(order))
+    return {"seconds": time.perf_counter() - t0, **_cert(cert)}
+
+
+def _order_modes(order):
+    from symbolic_bn.checks.autodiff import _nestings
+    return list(_nestings(order))
+
+
+def crosscheck_cf(shape):
+    from symbolic_bn import crosscheck, numeric
+    t0 = time.perf_counter()
+    res = crosscheck(numeric.forward, numeric.backward, shape=shape, dps=50, points=20)
+    return {"seconds": time.perf_counter() - t0, "ok": bool(res.ok)}
+
+
+#: name -> (function, arguments, what it measures)
+MEASUREMENTS = {
+    "naive 1x2x2": (naive, [(1, 2, 2)], "plain-SymPy baseline, output-only identity of one channel"),
+    "naive 1x3x3": (naive, [(1, 3, 3)], "plain-SymPy baseline"),
+    "prove cf 1x2x2": (prove_cf, [(1, 2, 2)], "complete certificate"),
+    "prove cf 1x3x3": (prove_cf, [(1, 3, 3)], "complete certificate"),
+    "prove cf 2x4x4": (prove_cf, [(2, 4, 4)], "complete certificate"),
+    "prove cf 2x8x8": (prove_cf, [(2, 8, 8)], "complete certificate, 128 elements"),
+    "prove cf 4x8x8": (prove_cf, [(4, 8, 8)], "complete certificate, 256 elements"),
+    "prove cf 4x16x16": (prove_cf, [(4, 16, 16)], "complete certificate, 1024 elements"),
+    "check staged 1x8x8": (check_staged, [(1, 8, 8)], "check_backward, README's staged backward"),
+    "check staged 4x8x8": (check_staged, [(4, 8, 8)], "check_backward, README's staged backward"),
+    "check staged 8x16x16": (check_staged, [(8, 16, 16)], "check_backward, README's staged backward"),
+    "check numpy 4x8x8": (check_numpy, [(4, 8, 8)], "check_backward, unmodified NumPy backward"),
+    "prove batch_norm 2x4x4x4": (prove_layer, ["batch_norm", (2, 4, 4, 4)], "128 elements"),
+    "prove layer_norm 8x32": (prove_layer, ["layer_norm", (8, 32), (32,)], "256 elements"),
+    "prove batch_norm 4x4x4x4": (prove_layer, ["batch_norm", (4, 4, 4, 4)], "256 elements"),
+    "check batch_norm 4x4x4x4": (check_batch_norm, [(4, 4, 4, 4)], "check_backward(layer=batch_norm)"),
+    "prove cf 2x4x4 order 1": (prove_order, [(2, 4, 4), 1], "order-1 certificate"),
+    "prove cf 2x4x4 order 2": (prove_order, [(2, 4, 4), 2], "order-2 certificate"),
+    "crosscheck_autodiff instance_norm 1x3x4x4": (autodiff_numeric, [(1, 3, 4, 4)],
+                                                  "torch, order 3, every mode and API"),
+    "check_autodiff instance_norm 1x3x4x4": (autodiff_exact, [(1, 3, 4, 4), 1],
+                                             "torch's first-order autograd traced and proved"),
+    "check_autodiff order-2 modes 1x2x3x3": (autodiff_exact, [(1, 2, 3, 3), 2],
+                                             "every order-2 mode of torch traced and proved"),
+    "crosscheck cf 2x4x4": (crosscheck_cf, [(2, 4, 4)], "numeric crosscheck, 20 points, 50 digits"),
+}
+
+
+def child(name):
+    fn, args, _ = MEASUREMENTS[name]
     try:
-        proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                              text=True, timeout=timeout, env=env)
+        out = fn(*[tuple(a) if isinstance(a, list) else a for a in args])
+    except ImportError as exc:
+        out = {"skipped": f"not available: {exc}"}
+    except TypeError as exc:  # a feature not built yet (an unknown keyword)
+        out = {"skipped": f"not available: {exc}"}
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    jobs = os.cpu_count() or 1
+    out.update(peak_mb=max(me, kids), peak_total_mb=me + (jobs * kids if kids else 0))
+    print(json.dumps(out))
+
+
+def _run(name, timeout):
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True,
+                           timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"timeout": timeout}
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        return {"error": (p.stderr.strip().splitlines() or ["no output"])[-1],
+                "wall": time.perf_counter() - t0}
+    return json.loads(lines[-1])
 
 
-def _fit(points):
-    """Least-squares slope of log(seconds) against log(size)."""
-    if len(points) < 2:
-        return None
-    xs = [math.log(a) for a, _ in points]
-    ys = [math.log(b) for _, b in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    den = sum((x - mx) ** 2 for x in xs)
-    return None if den == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den
+# ----------------------------------------------------------------------------------- targets
+
+def _ratio(res, a, b):
+    ra, rb = res.get(a, {}), res.get(b, {})
+    if "seconds" in ra and "seconds" in rb and rb["seconds"] > 0:
+        return ra["seconds"] / rb["seconds"]
+    return None
+
+
+def targets(res):
+    """Each issue's performance target: (description, measured, verdict True/False/None)."""
+    out = {}
+
+    def t(key, text, measured, ok):
+        out[key] = {"target": text, "measured": measured, "met": ok}
+
+    def decided(name):
+        r = res.get(name, {})
+        return r.get("ok") is True if "seconds" in r else None
+
+    r = _ratio(res, "check staged 4x8x8", "prove cf 4x8x8")
+    t("check_4x8x8_within_2x_prove", "check_backward staged 4x8x8 ≤ 2× prove 4x8x8 (issue 10)",
+      r, None if r is None else r <= 2)
+    t("check_decided_1x8x8_4x8x8_8x16x16", "check_backward proves at 1x8x8, 4x8x8, 8x16x16 (issue 10)",
+      [decided(f"check staged {s}") for s in ("1x8x8", "4x8x8", "8x16x16")],
+      all(decided(f"check staged {s}") for s in ("1x8x8", "4x8x8", "8x16x16")))
+    m = res.get("check staged 4x8x8", {}).get("peak_mb")
+    t("check_4x8x8_peak_le_1GB", "check_backward 4x8x8 peak memory ≤ 1 GB (issue 10)", m,
+      None if m is None else m <= 1024)
+    p = res.get("prove cf 4x16x16", {})
+    t("prove_4x16x16_peak_le_2GB", "prove 4x16x16 peak memory ≤ 2 GB (issue 10; parent + every worker)",
+      p.get("peak_total_mb"), None if "seconds" not in p else p["peak_total_mb"] <= 2048)
+    t("prove_4x16x16_time_no_worse", f"prove 4x16x16 time ≤ the pre-engine {BASELINE_4x16x16['seconds']} s "
+      f"({BASELINE_4x16x16['source']}) (issue 10)", p.get("seconds"),
+      None if "seconds" not in p else p["seconds"] <= BASELINE_4x16x16["seconds"])
+    for layer_key, cf_key, label in (("prove batch_norm 2x4x4x4", "prove cf 2x8x8", "batch_norm"),
+                                     ("prove layer_norm 8x32", "prove cf 4x8x8", "layer_norm")):
+        r = _ratio(res, layer_key, cf_key)
+        t(f"{label}_within_2x", f"{layer_key} ≤ 2× {cf_key}, same number of elements (issue 12)", r,
+          None if r is None else r <= 2)
+    r = _ratio(res, "check batch_norm 4x4x4x4", "prove batch_norm 4x4x4x4")
+    t("check_batch_norm_within_2x", "check_backward batch_norm 4x4x4x4 ≤ 2× prove at that shape (issue 12)",
+      r, None if r is None else r <= 2)
+    r = _ratio(res, "prove cf 2x4x4 order 2", "prove cf 2x4x4 order 1")
+    t("order2_within_10x", "prove order=2 at 2x4x4 ≤ 10× order 1 (issue 13)", r, None if r is None else r <= 10)
+    a = res.get("crosscheck_autodiff instance_norm 1x3x4x4", {}).get("seconds")
+    t("crosscheck_autodiff_order3_30s", "crosscheck_autodiff order 3, torch instance_norm 1x3x4x4 ≤ 30 s "
+      "(issue 13)", a, None if a is None else a <= 30)
+    a = res.get("check_autodiff instance_norm 1x3x4x4", {}).get("seconds")
+    t("check_autodiff_first_order_30s", "trace + exact proof of torch's first-order autograd of "
+      "instance_norm 1x3x4x4 ≤ 30 s (issue 14)", a, None if a is None else a <= 30)
+    a = res.get("check_autodiff order-2 modes 1x2x3x3", {}).get("seconds")
+    t("check_autodiff_order2_120s", "every order-2 mode at 1x2x3x3 ≤ 120 s in total (issue 14)", a,
+      None if a is None else a <= 120)
+    r = _ratio(res, "naive 1x3x3", "prove cf 1x3x3")
+    t("naive_over_ours_1x3x3", "plain SymPy (one channel, output only) / complete certificate at 1x3x3",
+      r, None)
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget", type=float, default=60.0, help="seconds for the growing-shape sweep")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--backend", default=None, help="flint or sympy (default: fastest installed)")
-    ap.add_argument("--naive-timeout", type=float, default=600.0)
-    ap.add_argument("--quick", action="store_true", help="skip the naive baseline at 1x3x3")
+    ap.add_argument("--only", nargs="*", help="run only these measurements (names as printed)")
+    ap.add_argument("--skip-naive", action="store_true", help="skip the plain-SymPy baseline")
+    ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per measurement")
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    from symbolic_bn.exact.backends import default_backend
-    backend = args.backend or default_backend()
-
-    results = {"schema": 1, "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                        "platform": platform.platform()},
-               "backend": backend, "jobs": args.jobs, "naive": {}, "ours": {}, "checks": {}}
-    import sympy, mpmath, numpy
-    results["versions"] = {"sympy": sympy.__version__, "mpmath": mpmath.__version__, "numpy": numpy.__version__}
-    try:
-        import flint
-        results["versions"]["python-flint"] = flint.__version__
-    except ImportError:
-        pass
-
-    naive_shapes = [(1, 2, 2)] + ([] if args.quick else [(1, 3, 3)])
-    for shape in naive_shapes:
-        key = "x".join(map(str, shape))
-        r = _run(NAIVE, shape, args.naive_timeout)
-        results["naive"][key] = r
-        print(f"naive  {key:>7}: {r}", flush=True)
-
-    sweep = [(1, 2, 2), (1, 3, 3), (1, 4, 4), (2, 4, 4), (4, 4, 4), (4, 8, 8),
-             (8, 8, 8), (4, 12, 12), (16, 8, 8), (4, 16, 16)]
-    spent = 0.0
-    for shape in sweep:
-        if spent >= args.budget and shape not in [(1, 2, 2), (1, 3, 3), (1, 4, 4), (2, 4, 4), (4, 4, 4), (4, 8, 8)]:
-            break
-        key = "x".join(map(str, shape))
-        r = _run(OURS, [*shape, args.jobs, backend], max(args.budget * 3, 180))
-        results["ours"][key] = r
-        if "seconds" in r:
-            spent += r["seconds"]
-        print(f"ours   {key:>7}: {r.get('seconds', r)!s:.8} s  ok={r.get('ok')}  groups="
-              f"{ {k: round(v, 2) for k, v in r.get('groups', {}).items()} }  peak={r.get('peak_mb', 0):.0f} MB",
-              flush=True)
-
-    results["checks"] = _run(CHECKS, [], 600)
-    print(f"checks : {results['checks']}", flush=True)
-
-    ratios = {}
-    for key, r in results["naive"].items():
-        if "seconds" in r and "seconds" in results["ours"].get(key, {}):
-            ratios[key] = r["seconds"] / results["ours"][key]["seconds"]
-    results["ratio_naive_over_ours"] = ratios
-
-    ours = {tuple(map(int, k.split("x"))): v["seconds"] for k, v in results["ours"].items() if "seconds" in v}
-    growth_c = _fit([(c, t) for (c, h, w), t in ours.items() if h * w == 16])
-    growth_c64 = _fit([(c, t) for (c, h, w), t in ours.items() if h * w == 64])
-    growth_n = _fit([(h * w, t) for (c, h, w), t in ours.items() if c == 4])
-    results["growth_exponent_C_at_N16"] = growth_c
-    results["growth_exponent_C_at_N64"] = growth_c64
-    results["growth_exponent_N_at_C4"] = growth_n
-    t488 = ours.get((4, 8, 8))
-    results["targets"] = {
-        "ratio_at_1x3x3_ge_50": ratios.get("1x3x3", 0) >= 50 if "1x3x3" in ratios else None,
-        "complete_4x8x8_within_60s": t488 is not None and t488 <= 60 and results["ours"]["4x8x8"]["ok"],
-        "growth_C_about_linear": (growth_c is not None and growth_c <= 1.3
-                                  and (growth_c64 is None or growth_c64 <= 1.3)),
-        "growth_N_at_most_cubic": growth_n is not None and growth_n <= 3.2,
-    }
-
+    if args.child:
+        child(args.child)
+        return 0
+    names = list(MEASUREMENTS)
+    if args.only:
+        unknown = [n for n in args.only if n not in MEASUREMENTS]
+        if unknown:
+            ap.error(f"--only: unknown measurement(s) {unknown}; known: {names}")
+        names = args.only
+    if args.skip_naive:
+        names = [n for n in names if not n.startswith("naive")]
+    results = {}
+    for name in names:
+        r = _run(name, args.timeout)
+        results[name] = r
+        shown = (f"{r['seconds']:8.2f} s  peak {r['peak_mb']:6.0f} MB  ok={r.get('ok')}" if "seconds" in r
+                 else str(r))
+        print(f"{name:<44} {shown}", flush=True)
+    # versions last: a parent holding torch and jax would raise every child's ru_maxrss
+    # (Linux keeps the high-water mark across fork + exec)
+    import mpmath
+    import numpy
+    import sympy
+    versions = {"sympy": sympy.__version__, "mpmath": mpmath.__version__, "numpy": numpy.__version__}
+    for mod in ("flint", "torch", "jax"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    tg = targets(results)
     print()
-    print(f"{'shape':>8} {'seconds':>9} {'stage':>7} {'e2e':>7} {'link':>7} {'domain':>7} {'peak MB':>8}  status")
-    for key, r in results["ours"].items():
-        if "seconds" not in r:
-            print(f"{key:>8} {r}")
-            continue
-        gr = r["groups"]
-        print(f"{key:>8} {r['seconds']:9.2f} {gr.get('stage', 0):7.2f} {gr.get('end-to-end', 0):7.2f} "
-              f"{gr.get('link', 0):7.2f} {gr.get('domain', 0):7.2f} {r['peak_mb']:8.0f}  "
-              f"{'all proved' if r['ok'] else r['counts']}")
-    for key, ratio in ratios.items():
-        print(f"naive/ours at {key}: {ratio:.0f}x "
-              f"(naive {results['naive'][key]['seconds']:.2f} s for the output-only identity of one channel; "
-              f"ours {results['ours'][key]['seconds']:.2f} s for the complete certificate)")
-    print(f"growth exponent in C (N = 16): {growth_c}")
-    print(f"growth exponent in C (N = 64): {growth_c64}")
-    print(f"growth exponent in N (C = 4):  {growth_n}")
-    print(f"targets: {results['targets']}")
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    for key, v in tg.items():
+        verdict = {True: "met", False: "NOT met", None: "n/a"}[v["met"]]
+        measured = v["measured"]
+        if isinstance(measured, float):
+            measured = f"{measured:.2f}"
+        print(f"[{verdict:>7}] {v['target']}: {measured}")
+    doc = {"schema": 2, "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                                    "platform": platform.platform()},
+           "versions": versions, "measurements": results, "targets": tg,
+           "baseline_4x16x16": BASELINE_4x16x16}
+    Path(args.out).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
     return 0
 
