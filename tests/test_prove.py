@@ -124,3 +124,38 @@ def test_parallel_run_is_identical_to_serial():
 def test_jobs_must_be_positive():
     with pytest.raises(ValueError, match="jobs"):
         prove(batchnorm_channel_first(1, 1, 2), jobs=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 11.2: side conditions come from what the graph computes, the domain is the stated one
+
+
+def test_square_root_with_no_declared_condition_is_not_proved_for_all_x():
+    """An elemwise node taking a square root but declaring no side condition: its derivative
+    needs z > 0, which 'for all X' does not give -- never 'proved'."""
+    import dataclasses
+    g = batchnorm_channel_first(1, 2, 2, eps=sympy.Rational(1, 10))
+    std = next(n for n in g.nodes if n.name == "std")
+    sneaky = dataclasses.replace(std, kind="elemwise", side_condition=None, condition_input=None,
+                                 f=lambda alg, z: alg.sqrt_clamp(z),
+                                 fprime=lambda alg, z: alg.sqrt_clamp_deriv(z))
+    cert = prove(g.replace("std", sneaky), jobs=1)
+    assert cert["stage.std.derivative"].status != "proved"
+    assert cert["stage.std.transpose"].status != "proved"
+
+
+def test_graph_not_differentiable_inside_the_stated_domain_is_not_proved():
+    """var_eps replaced by var - 9/10 under ε = 1/10: the stated domain var + 1/10 > 0 contains
+    var = 9/10, where sqrt(var - 9/10) is not differentiable (and var < 9/10 where the clamp is
+    flat): the end-to-end identity must not be 'proved' there."""
+    import dataclasses
+    g = batchnorm_channel_first(1, 2, 2, eps=sympy.Rational(1, 10))
+    node = next(n for n in g.nodes if n.name == "var_eps")
+    shifted = dataclasses.replace(node, f=lambda alg, z: z - alg.const(sympy.Rational(9, 10)),
+                                  f_text="z ↦ z − 9/10")
+    cert = prove(g.replace("var_eps", shifted), jobs=1)
+    assert cert["end_to_end.backprop_eq_adjoint_fderiv"].status != "proved"
+    # the modified graph's std can vanish inside the domain: hStdNe0 does not follow
+    assert cert["domain.std_nonzero"].status != "proved"
+    assert cert["end_to_end.block_diagonal"].status == "proved"  # still true: channels independent
+    assert not cert.ok

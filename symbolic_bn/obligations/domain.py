@@ -1,8 +1,9 @@
 """The domain of the theorems: what ``stat + ε > 0`` gives, where it holds, and what fails outside.
 
 * ``domain.std_nonzero`` -- ``stat + ε > 0`` implies ``std = sqrt(max(stat + ε, 0)) ≠ 0`` and
-  ``inv_std·std = 1`` (TorchLean assumes ``hStdNe0`` separately): the graph's own std and inv_std
-  nodes, run on the engine at a positive variable z, give a positive σ and exactly 1;
+  ``inv_std·std = 1`` (TorchLean assumes ``hStdNe0`` separately): the graph's own ε, std and
+  inv_std nodes, run on the engine from a variable stat with stat + ε > 0, give a positive σ and
+  exactly 1;
 * ``domain.eps_positive_suffices`` (ε symbolic, not declared ≤ 0; or an exact ε > 0) -- ``ε > 0``
   implies ``stat + ε > 0`` for every input: the graph's statistic is shown ≥ 0 (it equals a sum of
   squares) and ε > 0;
@@ -42,18 +43,31 @@ def _stat_nodes(graph):
 
 def _std_nonzero(layer, graph):
     t0 = time.perf_counter()
-    std_node, inv_node, _ = _stat_nodes(graph)
+    std_node, inv_node, eps_node = _stat_nodes(graph)
     word = "var" if layer.centered else "mean(x²)"
     status, method, detail = "undecided", "", "the graph has no std / inv_std nodes"
     if std_node is not None:
+        # from the statistic itself, through the graph's own ε node: a modified ε node (say
+        # var − 9/10) must not inherit the conclusion of the true one
         space = Space(name="domain")
-        space.variable("z", None, sign="positive")
-        z = space.var("z")
-        alg = EngineAlgebra(space, {})
+        space.variable("stat", None)
+        graph_eps = getattr(graph, "eps", layer.eps)
+        if isinstance(graph_eps, sympy.Basic) and not graph_eps.is_Rational:
+            space.variable("eps", None)
+            eps_value = space.var("eps")
+            params = {graph_eps: eps_value}
+        else:
+            q = Fraction(int(sympy.Rational(graph_eps).p), int(sympy.Rational(graph_eps).q))
+            eps_value = space.fraction(q)
+            params = {sympy.Rational(q.numerator, q.denominator): eps_value}
+        stat = space.var("stat")
+        space.assume_positive(stat + eps_value, f"the domain: {word} + ε > 0", name=f"({word} + ε)")
+        alg = EngineAlgebra(space, params)
         vec = np.empty(1, dtype=object)
-        vec[0] = z
+        vec[0] = stat
         try:
-            std = std_node.forward(alg, vec)
+            z = eps_node.forward(alg, vec) if eps_node is not None else vec + eps_value
+            std = std_node.forward(alg, z)
             inv = inv_node.forward(alg, std)
             positive = _sign.sign(space, std[0]) == "pos"
             one = normal.is_zero_value(space, inv[0] * std[0] - 1)
@@ -64,9 +78,11 @@ def _std_nonzero(layer, graph):
         if positive and one and not unmet:
             status, detail = "proved", None
         else:
-            detail = "the graph's std / inv_std nodes do not give a positive std with inv_std·std = 1"
-        method = (f"the graph's {std_node.name} node on a positive variable z = {word} + ε gives σ = sqrt(z) "
-                  f"(positive: z > 0), its {inv_node.name} node gives ι with ι·σ = 1 exactly (engine)")
+            detail = "the graph's ε / std / inv_std nodes do not give a positive std with inv_std·std = 1 " \
+                     f"on {word} + ε > 0"
+        names = ", ".join(n.name for n in (eps_node, std_node, inv_node) if n is not None)
+        method = (f"the graph's own nodes ({names}) run on the engine from a variable {word} with "
+                  f"{word} + ε > 0: std is a positive σ and inv_std·std = 1 exactly")
     return Obligation("domain.std_nonzero",
                       f"{word} + ε > 0 implies std = sqrt(max({word} + ε, 0)) ≠ 0, and inv_std·std = 1 "
                       "(so hStdNe0 follows from hVarEpsPos)",
