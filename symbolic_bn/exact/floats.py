@@ -165,6 +165,15 @@ def location_override(description: str):
         _OVERRIDE.reset(token)
 
 
+def current_location():
+    """(location, source) to attribute an atom or a reading to: the innermost
+    :func:`location_override` (a graph node, a trace node) or else the user's frame."""
+    override = _OVERRIDE.get()
+    if override is not None:
+        return override, ""
+    return user_location()
+
+
 def user_location(depth_limit: int = 60):
     """(``'file:line'``, source line) of the innermost frame outside this package and NumPy."""
     frame = sys._getframe(1)

@@ -31,7 +31,7 @@ import sympy
 from . import normal, sign as _sign
 from .backends import get_backend
 from .errors import BranchError, ExactArithmeticError, UndefinedValue, UnsupportedOperation
-from .floats import user_location
+from .floats import current_location
 from .ring import Atom, Ring
 from .value import MULTI, Value, python_scalar_to_fraction
 
@@ -323,7 +323,7 @@ class Space:
 
     # ------------------------------------------------------------------ atoms
     def _new_atom(self, kind, home: Ring, argument, condition) -> Atom:
-        location, source = user_location()
+        location, source = current_location()
         origin = f"{location} ({source})" if source else location
         atom = Atom(kind, len(self.atoms) + 1, home, argument, condition, origin)
         if self.backend.is_zero(argument):
@@ -647,14 +647,14 @@ class Space:
             return a
         if s in ("neg", "nonpos"):
             return self.negate(a)
-        location, source = user_location()
+        location, source = current_location()
         raise BranchError(
             f"data-dependent branch at {location}" + (f" (`{source}`)" if source else "")
             + f": abs({self.display(a, 80)}) depends on the sign of its argument, which varies over "
             "the inputs; the exact check cannot follow both sides", location, source)
 
     def _branch_error(self, a, b, op, truth):
-        location, source = user_location()
+        location, source = current_location()
         if truth:
             what = f"bool({self.display(a, 80)})"
         else:
@@ -665,7 +665,7 @@ class Space:
             "decided on the whole domain); the exact check cannot follow both sides", location, source)
 
     def float_conversion_error(self, v: Value, kind: str = "float"):
-        location, source = user_location()
+        location, source = current_location()
         where = f"{location}" + (f" (`{source}`)" if source else "")
         text = source.replace(" ", "")
         if "]=" in text or "]+=" in text or "]-=" in text or "]*=" in text:

@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 
 from .algebra import EXACT, ExactAlgebra
+from ..exact.floats import location_override
 from ..exact.numbers import to_exact
 from . import nodes as N
 from .nodes import Node
@@ -181,7 +182,8 @@ class Graph:
         """Every slot's value: inputs, then each intermediate in order."""
         values = dict(self._inputs(inputs, algebra))
         for node in self.nodes:
-            values[node.name] = self._check(node, node.forward(algebra, *[values[i] for i in node.inputs]))
+            with location_override(f"graph node {node.name} ({node.kind})"):
+                values[node.name] = self._check(node, node.forward(algebra, *[values[i] for i in node.inputs]))
         return values
 
     def jvp(self, inputs, tangents, algebra=EXACT, values=None) -> dict:
