@@ -306,30 +306,43 @@ def _all_undecided(cert, role, names, layer, t0, budget, why):
     return cert
 
 
-def check_forward(forward, shape=None, eps=None, budget=DEFAULT_BUDGET, seed=0, *, layer=None) -> Certificate:
+def check_forward(forward, shape=None, eps=None, budget=DEFAULT_BUDGET, seed=0, *, layer=None,
+                  framework=None) -> Certificate:
     """Prove ``forward(x, weight, bias, eps[, xp]) -> y`` equal to the layer's output, exactly
-    (module docstring).  One obligation, ``'forward.y'``."""
+    (module docstring).  One obligation, ``'forward.y'``.  ``framework="torch"`` / ``"jax"``: a
+    framework-native forward (tensors in, ε a float), traced and run exactly
+    (:mod:`symbolic_bn.checks.frameworks`)."""
+    if framework is not None:
+        from .frameworks import check_framework
+        return check_framework("forward", forward, layer, framework, shape=shape, eps=eps,
+                               budget=budget, seed=seed)
     return _check("forward", forward, layer, shape, eps, budget, seed)
 
 
 def check_backward(backward, shape=None, eps=None, budget=DEFAULT_BUDGET, seed=0, *, layer=None,
-                   forward=None, weight_shape=None, bias_shape=None) -> Certificate:
+                   framework=None, forward=None, weight_shape=None, bias_shape=None) -> Certificate:
     """Prove ``backward(x, weight, bias, grad_out, eps[, xp]) -> (dx, dweight, dbias)`` equal to
     ``Jᵀ·grad_out`` of the layer's forward, exactly (module docstring).  Obligations
     ``'backward.d<arg>'`` for each argument (``dx, dgamma, dbeta`` for the default layer).
+    ``framework="torch"`` / ``"jax"``: a framework-native backward, traced and run exactly
+    (:mod:`symbolic_bn.checks.frameworks`).
 
     ``forward=fwd`` (with ``shape``, ``weight_shape`` and optionally ``bias_shape``): the reference is
     ``Jᵀ·grad_out`` of your own ``fwd(x, weight, bias, eps[, xp])``, for any function the exact
     namespace runs (:mod:`symbolic_bn.checks.custom`; ``bias_shape=None``: no bias -- ``bias=None``
     is passed and the backward returns ``(dx, dweight)``)."""
     if forward is not None:
-        if layer is not None:
+        if layer is not None or framework is not None:
             raise ValueError("check_backward: forward= (your own forward is the reference) cannot be "
-                             "combined with layer=")
+                             "combined with " + ("layer=" if layer is not None else "framework="))
         from .custom import check_custom_backward
         return check_custom_backward(backward, forward, shape, weight_shape, bias_shape, eps, budget, seed)
     for name, value in (("weight_shape", weight_shape), ("bias_shape", bias_shape)):
         if value is not None:
             raise ValueError(f"check_backward: {name} is for a check against your own forward "
                              "(forward=fwd); a layer's shapes come from the layer")
+    if framework is not None:
+        from .frameworks import check_framework
+        return check_framework("backward", backward, layer, framework, shape=shape, eps=eps,
+                               budget=budget, seed=seed)
     return _check("backward", backward, layer, shape, eps, budget, seed)

@@ -33,7 +33,7 @@ class Problem:
     """Space, inputs, domain and reference of one layer (module docstring)."""
 
     def __init__(self, layer, *, backend=None, with_cotangent=True, with_tangents=False,
-                 positive_domain=True, eps_sign=None):
+                 positive_domain=True, eps_sign=None, directions=0):
         self.layer = layer
         space = self.space = Space(backend, name=layer.name)
         inputs = self.inputs = Inputs(space)
@@ -60,6 +60,13 @@ class Problem:
             inputs.plain(self.tangent_names[1], layer.weight_shape, block_of_param)
             if self.b_name:
                 inputs.plain(self.tangent_names[2], layer.bias_shape, block_of_param)
+        # directions u1, u2, ... on (x, weight, bias), for higher-order statements (check_autodiff)
+        self.direction_names = [tuple(f"u{i}_{n}" for n in names) for i in range(1, directions + 1)]
+        for dnames in self.direction_names:
+            inputs.plain(dnames[0], layer.input_shape, group_of)
+            inputs.plain(dnames[1], layer.weight_shape, block_of_param)
+            if self.b_name:
+                inputs.plain(dnames[2], layer.bias_shape, block_of_param)
         self.eps_symbol = layer.eps if layer.symbolic_eps else None
         if self.eps_symbol is not None:
             sign = eps_sign or ("positive" if self.eps_symbol.is_positive else "negative"
@@ -74,6 +81,8 @@ class Problem:
         self.x = to_values(space, inputs.array(self.x_name))
         self.tangents = ([to_values(space, inputs.array(n)) for n in self.tangent_names]
                          if self.tangent_names else None)
+        self.directions = [[to_values(space, inputs.array(n)) for n in dnames]
+                           for dnames in self.direction_names]
         self.eps = space.var("eps") if self.eps_symbol is not None else space.fraction(layer.eps)
         self._domain(positive_domain)
         self._y = None

@@ -45,6 +45,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..exact.floats import location_override
+
 __all__ = [
     "JaxFrontendError",
     "JaxNotInstalled",
@@ -688,7 +690,10 @@ def _eval_jaxpr(ctx, jaxpr, consts, args, path):
         elif name in CALL_PRIMITIVES or name == "select_n" or not any(
                 isinstance(v, _NonFinite) for v in invals):
             try:
-                out = _RULES[name](ctx, eqn, invals)
+                # float literals the rule hands to xp are logged as the equation's (exact/floats.py)
+                with location_override(f"{_eqn_label(path + (index,))} ({name}) of the jaxpr, "
+                                       f"traced at {ctx.source}"):
+                    out = _RULES[name](ctx, eqn, invals)
             except Exception as exc:
                 if getattr(exc, "_jaxpr_location", None):  # located by a sub-jaxpr already
                     raise

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.fx
 
+from ..exact.floats import location_override
 from .torch_errors import TorchRunError, UnsupportedTorchOp
 from .torch_ops import _FLOATING, _INTEGRAL, GETITEM, OPS, RefusedOp
 
@@ -498,7 +499,9 @@ def run_graph(gm, nodes, xp, args, constants):
             result = _map_output(node.args[0], out)
         else:
             try:
-                run.env[node] = run.run_node(node)
+                # float constants the node hands to xp are logged as the node's (exact/floats.py)
+                with location_override(f"node %{node.name} ({node.target}) of the torch trace"):
+                    run.env[node] = run.run_node(node)
             except (TorchRunError, UnsupportedTorchOp):
                 raise
             except Exception as exc:
