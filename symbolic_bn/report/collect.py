@@ -5,6 +5,8 @@ result as a :class:`~symbolic_bn.report.sections.Section` (no rendering here).
 
 * :func:`batchnorm_section` -- the BN graph certificate at each shape, the all-sizes certificate,
   the Jacobian structure, proof times;
+* :func:`~symbolic_bn.report.collect_layers.layers_section` -- every layer of symbolic_bn.layers:
+  certificates at two shapes, ε symbolic and 1e-5, proof times, the torch.nn.functional names;
 * :func:`bounds_section` -- the inference-mode bound rules;
 * :func:`crosscheck_section` -- our float runtime and PyTorch against the mpmath reference.
 
@@ -363,4 +365,9 @@ def crosscheck_section(ctx: Context) -> Section:
                    notes=notes)
 
 
-DEFAULT_COLLECTORS = (batchnorm_section, bounds_section, crosscheck_section)
+def _layers_section(ctx: Context) -> Section:
+    from .collect_layers import layers_section  # its own module; it imports this one
+    return layers_section(ctx)
+
+
+DEFAULT_COLLECTORS = (batchnorm_section, _layers_section, bounds_section, crosscheck_section)

@@ -89,6 +89,16 @@ def proof_times(points, key: str = "proof-times") -> Figure:
     return Figure(key, title, body, caption)
 
 
+def layer_proof_times(series, key: str = "layer-proof-times") -> Figure:
+    """``series``: ``(layer name, [(inputs, seconds, shape label), ...])``, one line per layer."""
+    title = "Every layer: proof time against the number of inputs"
+    body = svg.line_chart(series, title=title, x_label="scalar inputs: x, weight, bias (log scale)",
+                          y_label="seconds (log scale)", name=key, log_x=True, log_y=True)
+    caption = ("Wall-clock time of each layer's complete certificate (ε symbolic) at growing shapes "
+               "(this machine, one run; a timing, not a claim), against the number of scalar inputs.")
+    return Figure(key, title, body, caption)
+
+
 def pass_fail_grid(key: str, title: str, row_labels, col_labels, statuses, caption: str = "") -> Figure:
     """A PASS/FAIL grid figure: ``statuses[i][j]`` for row ``row_labels[i]`` and column
     ``col_labels[j]``, each one of PASS, FAIL, UNDECIDED, SKIPPED (or None), or proved / failed /
