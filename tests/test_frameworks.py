@@ -420,7 +420,6 @@ def test_code_that_changes_after_its_first_call_is_not_proved():
 
 def test_patching_the_checker_is_refused_and_undone():
     torch = _torch()
-    F = torch.nn.functional
     from symbolic_bn.exact import normal
 
     original = normal.is_zero_value
@@ -572,3 +571,15 @@ def test_autodiff_text_is_a_table_with_the_failed_values():
         assert any(line.split()[:4] == ["2", "fwd-over-fwd", "torch.func", "failed"] for line in lines)
         assert any(line.startswith("failed torch.func fwd-over-fwd: at result[") for line in lines)
     assert lines[-1].startswith("NOT OK" if not cert.ok else "OK")
+
+
+def test_a_function_with_the_wrong_arguments_is_refused_before_tracing():
+    torch = _torch()
+    F = torch.nn.functional
+    layer = L.instance_norm((1, 2, 2, 2), eps=EPS)
+    with pytest.raises(ValueError, match=r"cannot be called as forward\(x, weight, bias, eps\)"):
+        check_forward(lambda x, w, b: F.instance_norm(x, weight=w, bias=b), layer=layer, framework="torch")
+    with pytest.raises(ValueError, match=r"cannot be called as backward\(x, weight, bias, grad_out, eps\)"):
+        check_backward(lambda x, w, b, eps: x, layer=layer, framework="torch")
+    with pytest.raises(ValueError, match=r"cannot be called as f\(x, weight, bias\)"):
+        check_autodiff(lambda x, w: x, layer)

@@ -77,8 +77,8 @@ from ..obligations.certificate import Certificate, Obligation
 from ..xp.engine import ExactNamespace, _pairwise_sum, to_values
 from . import autodiff as A
 from .crosscheck import ImplementationError
-from .frameworks import (SPOT_POINTS, _first_line, _name, call_framework, confirm, confirm_undefined,
-                         framework_adapter, spot_check, trace_function)
+from .frameworks import (SPOT_POINTS, _first_line, _name, call_framework, check_arity, confirm,
+                         confirm_undefined, framework_adapter, spot_check, trace_function)
 from .points import PointSearch
 from .problem import Problem
 
@@ -334,11 +334,18 @@ class _Check:
         try:
             with time_budget(self.remaining()):
                 want = self.reference.of(spec.steps, spec.vectors)
-                n_atoms = len(space.atoms)
-                with float_log() as floats:
-                    out = traced.run(self.problem.xp, *self.exact_arrays(spec))
-                    got = self.read(spec, out, want, label)
-                self.trace_atoms.append((spec.name, space.atoms[n_atoms:]))
+        except BudgetExceeded:
+            return self.obligation(spec, "undecided", method, start,
+                                   detail=f"time budget of {self.budget:g} s exceeded while computing the reference")
+        n_atoms = len(space.atoms)
+        try:
+            with time_budget(self.remaining()):
+                try:
+                    with float_log() as floats:
+                        out = traced.run(self.problem.xp, *self.exact_arrays(spec))
+                        got = self.read(spec, out, want, label)
+                finally:  # atoms made by a partial run may be reused by later traces
+                    self.trace_atoms.append((spec.name, space.atoms[n_atoms:]))
                 if isinstance(got, str):
                     if spec.api is None:
                         raise ImplementationError(f"{who}: {got}")
@@ -599,6 +606,7 @@ def check_autodiff(f, layer, framework: str = "torch", order: int = 1, modes="al
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"{who}: seed must be an integer >= 0, got {seed!r}")
     adapter = framework_adapter(framework, who)
+    check_arity(f, 3, who, "f(x, weight, bias)")
     layer = copy.deepcopy(layer)  # the reference is computed from a copy f cannot reach
     return _Check(f, layer, adapter, order, mode_list, budget, seed).run()
 

@@ -81,6 +81,7 @@ __all__ = [
     "framework_eps",
     "check_framework",
     "guard_checker",
+    "check_arity",
     "ImplementationError",
 ]
 
@@ -430,6 +431,20 @@ def _data_wrapper(fn, eps, has_bias, role):
     return traced
 
 
+def check_arity(fn, n: int, who: str, what: str) -> None:
+    """Refuse (one line) a function that cannot be called with ``n`` positional arguments."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins and C functions: let the call decide
+    try:
+        sig.bind(*range(n))
+    except TypeError:
+        raise ValueError(f"{who}: {_name(fn)}{sig} cannot be called as {what}") from None
+
+
 def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
@@ -450,6 +465,9 @@ def check_framework(role, fn, layer, framework, *, shape=None, eps=None, budget,
     has_bias = layer.bias_shape is not None
     name = _name(fn)
     wrapped = _data_wrapper(fn, eps_float, has_bias, role)
+    check_arity(fn, 4 if role == "forward" else 5, who,
+                "forward(x, weight, bias, eps)" if role == "forward" else
+                "backward(x, weight, bias, grad_out, eps) (eps is passed as a Python float)")
     make_arrays = _points_maker(layer, role, seed)
     examples = make_arrays(SPOT_POINTS + 1)
     out_names = ("y",) if role == "forward" else tuple("d" + n for n in layer.argument_names)
