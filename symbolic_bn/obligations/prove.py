@@ -31,6 +31,7 @@ from ..exact.errors import ExactError
 from .certificate import Certificate, Obligation
 from .domain import domain_obligations
 from .end_to_end import end_to_end_obligations, end_to_end_part, split_slots
+from . import higher
 from .links import link_obligations
 from .setting import ProofSetting
 from .stages import stage_obligations
@@ -84,6 +85,9 @@ def _run_task(task, layer, graph, backend, budget, seed):
         if task[0] == "e2e":
             return {"status": "undecided", "detail": why, "counterexample": None, "entries": 0,
                     "cross": None, "seconds": 0.0, "unmet": []}
+        if task[0] == "higher":
+            return [Obligation(n, n, "undecided", "not decided", group=higher.GROUP, detail=why)
+                    for n in higher.task_names(task, graph)]
         if task[0] == "stage":
             names = tuple(f"stage.{task[1]}.{k}" for k in ("adjoint", "derivative", "transpose"))
         elif task[0] == "links":
@@ -106,6 +110,8 @@ def _run_task_unguarded(task, layer, graph, backend, budget, seed):
         return end_to_end_part(setting, task[1], budget, rng)
     if kind == "links":
         return link_obligations(layer, graph, budget, rng, backend=backend)
+    if kind == "higher":
+        return higher.run_task(task, layer, graph, backend, budget, seed, rng)
     return domain_obligations(layer, graph, budget, rng, backend=backend)
 
 
@@ -126,14 +132,17 @@ def _refuse_empty_domain(layer):
 
 def prove(subject, *, budget: float = DEFAULT_BUDGET, backend: str | None = None, seed: int = 0,
           jobs: int | None = None, stages: bool = True, end_to_end: bool = True, links: bool = True,
-          domain: bool = True) -> Certificate:
+          domain: bool = True, order: int = 1) -> Certificate:
     """Every obligation of ``subject`` (a Layer or a layer's graph; module docstring), decided exactly.
 
     ``budget``: seconds per group of obligations before it is reported 'undecided' (None or inf:
     no limit); ``backend``: 'flint' or 'sympy' (default: the fastest installed); ``seed``: seed of
-    the counterexample searches; ``jobs``: worker processes (default: the number of cores).
+    the counterexample searches; ``jobs``: worker processes (default: the number of cores);
+    ``order``: 1, 2 or 3 -- order k adds the higher-order obligations up to k
+    (:mod:`~symbolic_bn.obligations.higher`, group 'higher-order') to those of the orders below.
     """
     global _POOL_STATE
+    order = higher.check_order(order)
     layer, graph = _subject(subject)
     budget = check_budget(budget, "budget")
     if jobs is None:
@@ -165,15 +174,16 @@ def prove(subject, *, budget: float = DEFAULT_BUDGET, backend: str | None = None
         tasks.append(("links",))
     if domain:
         tasks.append(("domain",))
+    tasks += higher.higher_tasks(order)
     if parallel:
         _POOL_STATE = (layer, graph, backend, budget, seed)
         try:
             ctx = multiprocessing.get_context("fork")
-            order = sorted(range(len(tasks)), key=lambda i: tasks[i][0] != "e2e")  # heaviest first
+            schedule = sorted(range(len(tasks)), key=lambda i: tasks[i][0] != "e2e")  # heaviest first
             with ctx.Pool(min(jobs, len(tasks))) as pool:
-                got = pool.map(_pool_task, [tasks[i] for i in order], chunksize=1)
+                got = pool.map(_pool_task, [tasks[i] for i in schedule], chunksize=1)
             results = [None] * len(tasks)
-            for i, r in zip(order, got):
+            for i, r in zip(schedule, got):
                 results[i] = r
         finally:
             _POOL_STATE = None
@@ -189,8 +199,9 @@ def prove(subject, *, budget: float = DEFAULT_BUDGET, backend: str | None = None
                                            stat_slot=stat_slot))
         cert.parameters["jacobian_entries"] = sum(p["entries"] for p in parts)
     for t, r in zip(tasks, results):
-        if t[0] in ("links", "domain"):
+        if t[0] in ("links", "domain", "higher"):
             cert.extend(r)
+    cert.parameters["order"] = order
     cert.parameters["jobs"] = jobs if parallel else 1
     cert.seconds = time.perf_counter() - t0
     return cert

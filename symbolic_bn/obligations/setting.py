@@ -102,10 +102,11 @@ class ProofSetting:
     """A layer's graph evaluated in a Space, with the domain on the graph's own statistics."""
 
     def __init__(self, layer, graph, *, backend=None, cotangent=False, tangents=False, positive_domain=True,
-                 eps_sign=None):
+                 eps_sign=None, directions=0):
         self.layer, self.graph = layer, graph
         self.problem = problem = Problem(layer, backend=backend, with_cotangent=cotangent,
-                                         with_tangents=tangents, positive_domain=False, eps_sign=eps_sign)
+                                         with_tangents=tangents, positive_domain=False, eps_sign=eps_sign,
+                                         directions=directions)
         self.space = problem.space
         graph_eps = getattr(graph, "eps", layer.eps)
         eps_key = graph_eps if isinstance(graph_eps, sympy.Basic) else sympy.Rational(
@@ -152,8 +153,9 @@ def point_counterexample(setting, pairs, rng, tries=4, variables=None):
                                           **({"grad_out": pt["grad_out"]} if problem.grad_out is not None else {}),
                                           "eps": pt["eps"]})
         extra = {}
-        if problem.tangent_names:
-            for name in problem.tangent_names:
+        vectors = list(problem.tangent_names or ()) + [n for d in problem.direction_names for n in d]
+        if vectors:
+            for name in vectors:
                 kind, shape, _ = problem.inputs.arrays[name]
                 arr = np.empty(shape, dtype=object)
                 for idx in np.ndindex(*shape):
