@@ -119,7 +119,7 @@ def autodiff_exact(shape, order):
     import torch  # noqa: F401 - skipped without torch
     from symbolic_bn import layers
     from symbolic_bn.checks.autodiff import builtin_function
-    from symbolic_bn.checks.frameworks import check_autodiff
+    from symbolic_bn.checks.framework_autodiff import check_autodiff
     layer = layers.instance_norm(shape, eps=1e-5)
     f = builtin_function("torch.nn.functional.instance_norm", layer)
     t0 = time.perf_counter()

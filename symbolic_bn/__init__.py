@@ -17,7 +17,8 @@ Main functions (importable from ``symbolic_bn``)::
     from symbolic_bn import prove_all_sizes               # symbolic N = H·W and C
     from symbolic_bn import layers                        # BatchNorm (N×C×…), InstanceNorm, LayerNorm,
     cert = prove(layers.group_norm((2, 4, 3), groups=2))   # GroupNorm, RMSNorm
-    from symbolic_bn import crosscheck_autodiff           # a framework's higher-order autodiff
+    from symbolic_bn import crosscheck_autodiff           # a framework's higher-order autodiff, numerically
+    from symbolic_bn import check_autodiff                # ... and exactly, traced (torch, jax)
     from symbolic_bn import bounds                        # inference-time bounds and their proofs
     from symbolic_bn.testing import assert_backward_correct, assert_forward_correct
 
@@ -72,6 +73,7 @@ _PUBLIC = {
     "check_forward": ("symbolic_bn.checks.check", "check_forward"),
     "crosscheck": ("symbolic_bn.checks.crosscheck", "crosscheck"),
     "crosscheck_autodiff": ("symbolic_bn.checks.autodiff", "crosscheck_autodiff"),
+    "check_autodiff": ("symbolic_bn.checks.framework_autodiff", "check_autodiff"),
     "layers": ("symbolic_bn.layers", None),
     "bounds": ("symbolic_bn.bounds", None),
     "numeric": ("symbolic_bn.checks.numeric", None),
