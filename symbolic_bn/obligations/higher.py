@@ -310,7 +310,8 @@ def _modes(run, k):
         statement = (f"{mode} on the tape -- the tape's {outer} {vectors[-1]} applied to {inner}, paired "
                      f"with {final} -- equals {ref_words}, the derivative of order {k} of the layer's "
                      f"forward computed independently by the engine's chain rule, for a symbolic "
-                     f"cotangent g and symbolic directions u1 … u{k} on (x, weight, bias) (so for every "
+                     f"cotangent g and symbolic directions {', '.join(f'u{i}' for i in range(1, k + 1))} on the "
+                     f"inputs ({', '.join(s.names)}) (so for every "
                      f"output and input entry), at every input with {run.layer.domain_text()}")
         run.decide(f"higher.mode.{mode}", statement,
                    "the tape's value and the reference (R_0 = ⟨g, y⟩, R_i = ⟨∇_p R_(i−1), u_i⟩ from the "
@@ -395,6 +396,8 @@ def _closure(run, steps):
                 if isinstance(form, LinearForm):
                     for key, c in form.terms.items():
                         got.setdefault(key, {})[(n, idx)] = c
+                elif not form.is_syntactic_zero():  # not linear in the seed: never proved
+                    yield (f"the cotangent of {n}{_label(idx)} is not linear in the seed", form, None)
         for k, o in enumerate(tape.outputs):
             for idx in np.ndindex(*tape.graph.shapes[o]):
                 want = want_of(tape, values, o, idx)
@@ -417,6 +420,8 @@ def _closure(run, steps):
             for idx in np.ndindex(*tape.graph.shapes[o]):
                 form = tan[o][idx]
                 mine = form.terms if isinstance(form, LinearForm) else {}
+                if not isinstance(form, LinearForm) and not form.is_syntactic_zero():
+                    yield (f"the tangent of {o}{_label(idx)} is not linear in the tangent", form, None)
                 want = want_of(tape, values, o, idx)
                 for e in set(want) | set(mine):
                     yield (f"output {o}{_label(idx)}, tangent on {e[0]}{_label(e[1])}", mine.get(e), want.get(e))
@@ -477,7 +482,7 @@ def _closed_form(run):
                    f"the closed-form double backward written from the mathematics, {formula[name]}, equals "
                    f"the derivative of the backward (x, {w_name}, grad_out) ↦ Jᵀ·grad_out (the engine's own, "
                    f"from the layer's forward) contracted with symbolic (ggx, gg{w_name}"
-                   f"{', ggbias' if problem.b_name else ''}), entry by entry, at every input with "
+                   f"{', gg' + names[2] if problem.b_name else ''}), entry by entry, at every input with "
                    f"{layer.domain_text()}",
                    "closed form on the exact namespace; reference = ∇ of ⟨Jᵀg, gg⟩ by the engine's chain "
                    "rule; " + _ZERO_TEST, pairs(k))
@@ -498,7 +503,7 @@ def _closed_form(run):
 
     run.decide("higher.double_backward_closed_form.tape",
                f"the closed-form double backward equals the tape's backprop of the backward graph seeded "
-               f"with (ggx, gg{w_name}{', ggbias' if problem.b_name else ''}): its cotangents of x, {w_name} "
+               f"with (ggx, gg{w_name}{', gg' + names[2] if problem.b_name else ''}): its cotangents of x, {w_name} "
                f"and grad_out are (gx, g{w_name}, ggrad_out)"
                f"{f' and that of {names[2]} is 0' if problem.b_name else ''}, at every input with "
                f"{layer.domain_text()}", "both sides " + _ZERO_TEST, tape_pairs)
@@ -509,11 +514,11 @@ def _closed_form(run):
 _FRAGMENT_WORDS = {"Reshape": "reshape", "Permute": "permute", "Gather": "gather", "ScatterAdd": "scatterAdd",
                    "RowMean": "rowMean", "BroadcastRow": "broadcastRow", "BroadcastCol": "broadcastCol",
                    "Scale": "scale", "Add": "add", "Sub": "sub", "Mul": "mul", "Zeros": "zeros",
-                   "add_const": "z ↦ z + ε", "sqrt_clamp": "sqrtClamp", "inv": "inv"}
+                   "add_const": "addEps", "sqrt_clamp": "sqrtClamp", "inv": "inv"}
 
 
 def _shape_text(shape) -> str:
-    return "×".join(map(str, shape)) if shape else "scalar"
+    return "x".join(map(str, shape)) if shape else "scalar"
 
 
 def _signatures(tapes):
@@ -535,9 +540,9 @@ def _signatures(tapes):
                 continue
             seen.add(sig)
             kind, in_shapes, shape, alias, _ = sig
-            factor = f" × {sig[4][0]}" if kind == "Scale" else ""
-            base = (f"{_FRAGMENT_WORDS[kind]}{factor}({','.join(_shape_text(s) for s in in_shapes)}→"
-                    f"{_shape_text(shape)}{', same slot' if len(set(alias)) < len(alias) else ''})")
+            factor = f"({sig[4][0]})" if kind == "Scale" else ""
+            base = (f"{_FRAGMENT_WORDS[kind]}{factor}[{','.join(_shape_text(s) for s in in_shapes)}->"
+                    f"{_shape_text(shape)}{',same-slot' if len(set(alias)) < len(alias) else ''}]")
             labels[base] = labels.get(base, 0) + 1
             label = base if labels[base] == 1 else f"{base}#{labels[base]}"
             out.append((label, sig, node, graph))
@@ -581,7 +586,7 @@ def _mini_space(graph, node, backend, eps):
     arrays = {f"X {slot}": inputs.array(f"X{k}") for k, slot in enumerate(slots)}
     arrays.update({f"dX {slot}": inputs.array(f"dX{k}") for k, slot in enumerate(slots)})
     arrays[f"cot {node.name}"] = inputs.array("cot")
-    return space, alg, slots, arrays, cond
+    return space, alg, slots, arrays, inputs
 
 
 def _kind_obligations(run, graph_eps, k, backend):
@@ -618,8 +623,8 @@ def _fragment_laws(run, label, node, graph, graph_eps, backend):
 
     def setup():
         if not holder:
-            space, alg, slots, arrays, _ = _mini_space(graph, node, backend, graph_eps)
-            holder.update(space=space, alg=alg, slots=slots, arrays=arrays)
+            space, alg, slots, arrays, inputs = _mini_space(graph, node, backend, graph_eps)
+            holder.update(space=space, alg=alg, slots=slots, arrays=arrays, inputs=inputs)
             args = [arrays[f"X {s}"] for s in node.inputs]
             holder["args"] = args
             holder["out"] = node.forward(alg, *args)
@@ -685,16 +690,63 @@ def _fragment_laws(run, label, node, graph, graph_eps, backend):
                     detail=f"could not be evaluated exactly: {type(exc).__name__}: {exc}", assumptions=assumptions)
             continue
         if bad:
-            # not a statement about the layer: the transformation itself would be wrong here
-            run.add(name, statement, "undecided", "not decided", t0,
-                    detail=f"the exact normal form of {bad[0][0]} differs (the fragment does not match the "
-                           "node's declared derivative)", assumptions=assumptions)
+            # not a statement about the layer: the transformation itself is wrong here
+            cex = _mini_counterexample(h, bad[:8], run.rng)
+            if cex is not None:
+                run.add(name, statement, "failed", "exact counterexample: the fragment and the node's rule "
+                        "evaluated at a rational context (side condition met), confirmed by SymPy interval "
+                        "arithmetic", t0, detail="the fragment does not match the node's declared derivative",
+                        cex=cex, assumptions=assumptions)
+            else:
+                run.add(name, statement, "undecided", "not decided", t0,
+                        detail=f"the exact normal form of {bad[0][0]} differs (the fragment does not match the "
+                               "node's declared derivative), but no rational point showed it",
+                        assumptions=assumptions)
         elif unmet:
             run.add(name, statement, "undecided", "not decided", t0,
                     detail="; ".join(h["space"].condition_text(a) for a in unmet), assumptions=assumptions)
         else:
             run.add(name, statement, "proved", "the fragment and the node's own rule evaluated on a context "
                     "of independent variables " + _ZERO_TEST, t0, assumptions=assumptions)
+
+
+def _mini_counterexample(h, bad, rng, tries=6):
+    """A rational context (signs as declared) where a (label, left, right) pair of the node-kind
+    Space differs, re-confirmed by SymPy; None if none is found."""
+    from ..exact import sign as _sign
+    from ..exact.convert import Substitution, to_sympy
+    from ..exact.coordinates import entry_name
+    from ..exact.decide import differ_exactly
+    space, inputs = h["space"], h["inputs"]
+    for _ in range(tries):
+        values, point = {}, {}
+        for name, (_, shape, _) in inputs.arrays.items():
+            arr = np.empty(shape, dtype=object)
+            for idx in np.ndindex(*shape):
+                q = Fraction(rng.randint(-9, 9), rng.randint(1, 4))
+                declared = space.var_sign.get(entry_name(name, idx))
+                if declared == "positive":
+                    q = abs(q) + 1
+                elif declared == "nonzero" and q == 0:
+                    q = Fraction(1)
+                arr[idx] = q
+            values.update(inputs.point_values(name, arr))
+            point[name] = np.vectorize(lambda f: sympy.Rational(f.numerator, f.denominator),
+                                       otypes=[object])(arr).tolist()
+        target = Space(space.backend.name, name="point")
+        at = Substitution(space, values, target)
+        for label, a, b in bad:
+            va = at(a) if a is not None else target.zero()
+            vb = at(b) if b is not None else target.zero()
+            d = va - vb
+            if normal.is_zero_value(target, d) or _sign.sign(target, d) not in ("pos", "neg"):
+                continue
+            sa, sb = to_sympy(va), to_sympy(vb)
+            if differ_exactly(sa, sb) is not True:
+                continue
+            return {"at": label, "left": sa, "right": sb, "left_approx": float(sympy.N(sa, 17)),
+                    "right_approx": float(sympy.N(sb, 17)), "context": point}
+    return None
 
 
 def _stage_laws(run, label, node, graph):

@@ -179,7 +179,8 @@ def prove(subject, *, budget: float = DEFAULT_BUDGET, backend: str | None = None
         _POOL_STATE = (layer, graph, backend, budget, seed)
         try:
             ctx = multiprocessing.get_context("fork")
-            schedule = sorted(range(len(tasks)), key=lambda i: tasks[i][0] != "e2e")  # heaviest first
+            heavy = ("e2e", "higher")
+            schedule = sorted(range(len(tasks)), key=lambda i: tasks[i][0] not in heavy)  # heaviest first
             with ctx.Pool(min(jobs, len(tasks))) as pool:
                 got = pool.map(_pool_task, [tasks[i] for i in schedule], chunksize=1)
             results = [None] * len(tasks)
