@@ -70,11 +70,11 @@ class DoubleBackwardProblem(Problem):
 
     def statement_for(self, name):
         layer = self.layer
-        w = self.w_name
-        bias = ", ggbias" if self.b_name else ""
+        w, b = self.w_name, self.b_name
+        bias = f", gg{b}" if b else ""
         wrt = {"gx": "x", "g" + w: w, "ggrad_out": "grad_out"}[name]
         return (f"double_backward's {name} = ∂Φ/∂{wrt} with Φ = ⟨dx, ggx⟩ + ⟨d{w}, gg{w}⟩"
-                f"{' + ⟨d' + self.b_name + ', ggbias⟩' if self.b_name else ''} and (dx, d{w}"
+                f"{f' + ⟨d{b}, gg{b}⟩' if b else ''} and (dx, d{w}"
                 f"{', d' + self.b_name if self.b_name else ''}) = Jᵀ·grad_out of the {layer.name} output y, "
                 f"for fully symbolic grad_out and (ggx, gg{w}{bias}), for every input with "
                 f"{layer.domain_text()}, at shape {layer.shape_text()}")
