@@ -12,7 +12,8 @@ Main functions (importable from ``symbolic_bn``)::
     cert = prove(batchnorm_channel_first(2, 3, 4))       # eps=None: a real symbol ε
     cert.ok, cert.summary(), cert.failed(), cert.to_dict()
 
-    from symbolic_bn import check_backward, check_forward  # a user's code, exactly (xp namespace)
+    from symbolic_bn import check_backward, check_forward  # a user's code, exactly (xp or plain NumPy)
+    from symbolic_bn import check_double_backward         # a user's double backward, exactly
     from symbolic_bn import crosscheck                    # a user's numeric code against mpmath
     from symbolic_bn import prove_all_sizes               # symbolic N = H·W and C
     from symbolic_bn import layers                        # BatchNorm (N×C×…), InstanceNorm, LayerNorm,
@@ -71,6 +72,7 @@ _PUBLIC = {
     "prove_all_sizes": ("symbolic_bn.obligations.allsizes", "prove_all_sizes"),
     "check_backward": ("symbolic_bn.checks.check", "check_backward"),
     "check_forward": ("symbolic_bn.checks.check", "check_forward"),
+    "check_double_backward": ("symbolic_bn.checks.double_backward", "check_double_backward"),
     "crosscheck": ("symbolic_bn.checks.crosscheck", "crosscheck"),
     "crosscheck_autodiff": ("symbolic_bn.checks.autodiff", "crosscheck_autodiff"),
     "check_autodiff": ("symbolic_bn.checks.framework_autodiff", "check_autodiff"),

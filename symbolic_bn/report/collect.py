@@ -144,6 +144,7 @@ def jacobian_table(jac: dict) -> Table:
 
 
 GROUP_ORDER = ("stage", "link", "domain", "end-to-end")
+HIGHER_GROUP = "higher-order"
 
 
 def _group_status(cert: dict, group: str) -> str:
