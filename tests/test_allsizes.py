@@ -1,9 +1,12 @@
-"""Tests for symbolic_bn.obligations.allsizes: proofs for symbolic N = H·W and symbolic C.
+"""Tests for symbolic_bn.obligations.allsizes: proofs for symbolic sizes, every normalization layer.
 
 Every rewrite rule has its own test (the rule at symbolic N, instantiated at N = 1..6, must agree
 exactly with the concrete expansion of the same sum), wrong rules are shown to be caught, wrong
 closed forms / VJP rules are refuted with re-evaluated exact counterexamples, and the certificate
-is checked for what it claims.
+is checked for what it claims -- for batchnorm_channel_first (symbolic C, N = H·W) and for
+batch_norm, instance_norm, group_norm, layer_norm and rms_norm (symbolic group size and number of
+groups).  Exact decisions in the tests go through the exact engine directly (SympyImport and
+normal.is_zero_value; the sign oracle for numbers), independently of the module's own helpers.
 """
 from __future__ import annotations
 
@@ -20,10 +23,38 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sympy import Integer, Rational
 
+from symbolic_bn.exact import normal, sign
+from symbolic_bn.exact.convert import SympyImport
+from symbolic_bn.exact.space import Space
 from symbolic_bn.obligations import allsizes as A
 from symbolic_bn.obligations.allsizes import (ConcreteBackend, Ix, STANDARD_CLOSED_FORM, SymbolicBackend,
                                   decide_nf, instantiate, normalize, recording)
-from symbolic_bn.exact.decide import decide_zero, differ_exactly
+
+
+def is_zero(expr) -> bool:
+    """Exact zero test of an explicit SymPy expression on a fresh engine Space."""
+    expr = sympy.sympify(expr)
+    if expr == 0:
+        return True
+    space = Space(name="test")
+    imp = SympyImport(space)
+    imp.declare(expr)
+    space.freeze()
+    return normal.is_zero_value(space, imp(expr))
+
+
+def differ(a, b):
+    """True / False / None: the exact numbers a, b differ / are equal / undecided (engine sign)."""
+    d = sympy.sympify(a) - sympy.sympify(b)
+    if d.is_Rational:
+        return d != 0
+    space = Space(name="test point")
+    imp = SympyImport(space)
+    imp.declare(d)
+    v = imp(d)
+    if normal.is_zero_value(space, v):
+        return False
+    return True if sign.sign(space, v) in ("pos", "neg") else None
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SETTINGS = settings(max_examples=25, deadline=None,
@@ -41,7 +72,7 @@ def cert():
 
 def check_against_concrete(build, free, sizes=range(1, 7), channels=(1,)):
     """``build(be, idx)`` symbolically (normal form), then at every N in ``sizes`` and every
-    assignment of the free indices: instantiated normal form == concrete expansion (decide_zero).
+    assignment of the free indices: instantiated normal form == concrete expansion (exact engine).
     Returns (normal form, rule log, list of disagreements)."""
     be = SymbolicBackend()
     idx = {name: Ix(name, rng) for name, rng in free}
@@ -56,7 +87,7 @@ def check_against_concrete(build, free, sizes=range(1, 7), channels=(1,)):
                 a = dict(zip([name for name, _ in free], values))
                 conc = build(cb, a)
                 inst = instantiate(nf, n, C, {idx[name]: v for name, v in a.items()})
-                if not decide_zero(inst - conc).proved:
+                if not is_zero(inst - conc):
                     bad.append((n, C, a))
     return nf, log, bad
 
@@ -129,8 +160,9 @@ def test_methods_list_known_rules_and_concrete_confirmation(cert):
         assert "N=1,2,3,4,5,6" in ob.method, ob.name
         assert "simplify" not in ob.method
     # every index rule of the rule table is used by some proof (the decision relations σ² = u,
-    # σ·σ⁻¹ = 1, b·ι = 1 turn out not to be needed for the BN claims), and every rule has a test
-    assert used == set(A.RULES) - {"iota-inverse", "sigma-square", "sigma-inverse"}
+    # σ·σ⁻¹ = 1, b·ι = 1 turn out not to be needed for the BN claims, and sum-swap only for layers
+    # whose weights are shared by several groups), and every rule has a test
+    assert used == set(A.RULES) - {"iota-inverse", "sigma-square", "sigma-inverse", "sum-swap"}
     assert set(A.RULES) == TESTED_RULES
 
 
@@ -140,7 +172,7 @@ def test_channel_level_claims_are_confirmed_with_two_channels(cert):
             assert "C=2, N=1,2,3" in ob.method, ob.name
     grid = A.confirmation_grid(next(cl for cl in A.claims() if cl.name == "vjp_mul_same"),
                                range(1, 7))
-    assert (2, 3) in grid and (1, 6) in grid and (2, 4) not in grid
+    assert {"C": 2, "N": 3} in grid and {"C": 1, "N": 6} in grid and {"C": 2, "N": 4} not in grid
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +181,7 @@ def test_channel_level_claims_are_confirmed_with_two_channels(cert):
 TESTED_RULES = {
     "sum-linear", "sum-const", "delta-contract", "delta-refl", "delta-subst", "bound-rename",
     "N-inverse", "deriv-atom", "deriv-sum", "deriv-poly", "sqrt-chain", "inv-chain",
-    "sigma-square", "sigma-inverse", "iota-inverse",
+    "sigma-square", "sigma-inverse", "iota-inverse", "sum-swap",
 }
 
 
@@ -229,7 +261,7 @@ def test_rule_bound_rename():
     for n, C in ((1, 1), (2, 3), (3, 2)):
         cb = ConcreteBackend(n, C)
         conc = cb.sum("C", lambda a: cb.at("gamma", a) * cb.sum("N", lambda b: cb.at("x", a, b)))
-        assert decide_zero(instantiate(nested, n, C, {}) - conc).proved
+        assert is_zero(instantiate(nested, n, C, {}) - conc)
 
 
 def test_rule_N_inverse():
@@ -326,7 +358,7 @@ def test_decide_nf_is_sound(ca, cb, cc, e):
     assert zero == (cb == 0)
     for n in range(1, 5):
         val = instantiate(expr, n, 1, {c: 0})
-        assert decide_zero(val).proved == zero
+        assert is_zero(val) == zero
 
 
 # property: the whole normalizer against concrete expansion on random sums
@@ -499,8 +531,8 @@ def test_wrong_dx_closed_form_fails_with_reevaluated_counterexample(wrong, min_n
         assert cex["N"] >= min_n and cex["H"] * cex["W"] == cex["N"]
         ch = cex["indices"].get("c", cex["indices"].get("c2"))
         true = _true_dx_at(cex["N"], cex["point"], ch, cex["indices"]["q"])
-        assert differ_exactly(true, sympy.sympify(cex["lhs"])) is False
-        assert differ_exactly(true, sympy.sympify(cex["rhs"])) is True
+        assert differ(true, sympy.sympify(cex["lhs"])) is False
+        assert differ(true, sympy.sympify(cex["rhs"])) is True
     if wrong is not _dx_n_minus_1:
         assert "N - 1 ≠ 0" in cert["backprop_dx_closed_form"].assumptions
 
@@ -517,7 +549,7 @@ def test_scaled_dx_is_proved_only_for_factor_one(factor):
         assert ob.proved
     else:
         assert ob.status == "failed" and ob.counterexample["N"] in (1, 2)
-        assert differ_exactly(sympy.sympify(ob.counterexample["lhs"]),
+        assert differ(sympy.sympify(ob.counterexample["lhs"]),
                               sympy.sympify(ob.counterexample["rhs"])) is True
 
 
@@ -538,7 +570,7 @@ def test_wrong_dgamma_dbeta_and_jvp_fail():
     for name in names[:-1]:
         ob = cert[name]
         assert ob.status == "failed", name
-        assert differ_exactly(sympy.sympify(ob.counterexample["lhs"]),
+        assert differ(sympy.sympify(ob.counterexample["lhs"]),
                               sympy.sympify(ob.counterexample["rhs"])) is True
 
 
@@ -570,7 +602,7 @@ def test_wrong_jvp_rule_fails():
     for name in names[:5]:
         assert cert[name].status == "failed", name
         cex = cert[name].counterexample
-        assert differ_exactly(sympy.sympify(cex["lhs"]), sympy.sympify(cex["rhs"])) is True
+        assert differ(sympy.sympify(cex["lhs"]), sympy.sympify(cex["rhs"])) is True
     assert cert["jvp_sub"].proved and cert["backprop_dx_closed_form"].proved
 
 
@@ -601,7 +633,10 @@ def test_stage_table_matches_the_lean_graph():
         "xMat", "mean", "mean_b", "centered", "centered_sq", "var", "var_eps", "std", "inv_std",
         "inv_std_b", "normalized", "gamma_b", "scaled", "beta_b", "yMat", "yChw"]
     assert A.STAGES[4].inputs == ("centered", "centered")  # same-slot mul
-    assert {s.kind for s in A.STAGES} == set(A.VJP_RULES) == set(A.JVP_RULES)
+    assert {s.kind for s in A.STAGES} == set(A.VJP_RULES) - {"broadcastCol", "gather"}
+    # every node kind has its rules and is used by some layer's row form
+    used = {s.kind for m in A.SIZE_MODELS.values() for s in m.stages}
+    assert used == set(A.VJP_RULES) == set(A.JVP_RULES) == set(A.FORWARD_RULES)
 
 
 def test_symbolic_backprop_normal_forms_are_the_closed_forms():
@@ -663,7 +698,7 @@ def test_inverse_of_a_stated_nonzero_base_is_still_decided(base):
     for name in _DX_CLAIMS:  # dx + 1 is wrong: refuted by an exact counterexample
         ob = bad[name]
         assert ob.status == "failed", (name, ob.detail)
-        assert differ_exactly(sympy.sympify(ob.counterexample["lhs"]),
+        assert differ(sympy.sympify(ob.counterexample["lhs"]),
                               sympy.sympify(ob.counterexample["rhs"])) is True
 
 
@@ -777,14 +812,14 @@ def test_agrees_with_the_concrete_shape_engine(shape):
         env = {c: a}
         for name, nf in (("gamma", sym["gamma"](c)), ("beta", sym["beta"](c))):
             mine = instantiate(nf, n, C, env).xreplace(val)
-            assert differ_exactly(mine, sympy.sympify(out[name][a])) is False
+            assert differ(mine, sympy.sympify(out[name][a])) is False
         for h in range(H):
             for w in range(W):
                 env2 = {c: a, q: h * W + w}
                 mine = instantiate(normalize(sym["x"](c, q)), n, C, env2).xreplace(val)
-                assert differ_exactly(mine, sympy.sympify(out["x"][a, h, w])) is False
+                assert differ(mine, sympy.sympify(out["x"][a, h, w])) is False
                 my_y = instantiate(normalize(M.y(c, q)), n, C, env2).xreplace(val)
-                assert differ_exactly(my_y, sympy.sympify(y[a, h, w])) is False
+                assert differ(my_y, sympy.sympify(y[a, h, w])) is False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -901,3 +936,300 @@ def _dbeta_string(M, c):               # never parsed
 def test_inexact_or_non_expression_closed_forms_are_refused_naming_the_claim(fn, match):
     with pytest.raises(ValueError, match=r"^claim backprop_dbeta_closed_form: .*" + match):
         A.prove_all_sizes(closed_form=_closed_form_with_dbeta(fn), only=["backprop_dbeta_closed_form"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Every layer at symbolic sizes (issue 12.2): batch_norm, instance_norm, group_norm, layer_norm,
+# rms_norm -- symbolic group size and number of groups
+
+LAYERS = ("batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm")
+SHARED = ("instance_norm", "group_norm", "layer_norm", "rms_norm")   # a weight entry serves many groups
+
+
+@pytest.fixture(scope="module")
+def layer_certs():
+    return {name: A.prove_all_sizes(name, sizes=[1, 2, 3]) for name in LAYERS}
+
+
+def test_every_layer_is_proved_for_all_sizes(layer_certs):
+    for name, cert in layer_certs.items():
+        assert cert.ok, (name, [(ob.name, ob.status, ob.detail) for ob in cert if not ob.proved])
+        assert "all sizes" in cert.subject and name in cert.subject
+        names = {ob.name for ob in cert}
+        spec = A.SIZE_MODELS[name]
+        # the node-kind laws of exactly the kinds its row form uses
+        for kind in spec.kinds():
+            assert f"jvp_{kind}" in names, (name, kind)
+            assert any(n.startswith(f"vjp_{kind}") for n in names), (name, kind)
+        assert ("vjp_broadcastCol" in names) == (name in ("layer_norm", "rms_norm"))
+        assert ("vjp_gather" in names) == (name in ("instance_norm", "group_norm"))
+        assert not any(n.startswith(("channel_block_gather", "channel_block_broadcastCol")) for n in names)
+        # a per-group dot product only where the weights are per group
+        assert ("dot_product_identity" in names) == (name not in SHARED)
+        assert "all_channels_dot_product" in names and "channel_block_graph_x" in names
+        # no β for rms_norm, and its statistic is mean(x²)
+        assert ("backprop_dbeta_closed_form" in names) == (name != "rms_norm")
+        assert ("deriv_rms_x" in names) == (name == "rms_norm")
+        assert ("lemma_centered_sum_zero" in names) == (name != "rms_norm")
+        json.loads(cert.to_json())
+
+
+def test_layer_obligations_state_their_sizes_and_domain(layer_certs):
+    for name, cert in layer_certs.items():
+        spec = A.SIZE_MODELS[name]
+        for ob in cert:
+            if ob.group == "scalar rules":
+                continue
+            assert spec.size_assumption in ob.assumptions, (name, ob.name)
+            assert len(ob.assumptions) == len(set(ob.assumptions)), (name, ob.name)
+        for ob_name in ("deriv_y_x", "backprop_dx_closed_form", "jvp_closed_form", "all_channels_dot_product"):
+            assert spec.domain in cert[ob_name].assumptions, (name, ob_name)
+        assert spec.domain not in cert["deriv_y_gamma"].assumptions[:1]
+        for ob in cert:
+            if ob.group in ("channel independence", "stage VJP = Jᵀδ", "stage JVP = J·t"):
+                assert spec.group_assumption in ob.assumptions, (name, ob.name)
+                assert "=2" in ob.method, (name, ob.name)   # confirmed with two groups
+        assert cert.parameters["legend"] == spec.legend
+
+
+def test_shared_weights_are_summed_over_groups_and_confirmed_with_two(layer_certs):
+    for name in SHARED:
+        cert = layer_certs[name]
+        ob = cert["backprop_dgamma_closed_form"]
+        assert "Σ_{(c,p): π(c,p)=j}" in ob.statement
+        assert "=2" in ob.method
+        # the whole-context dot product needs the exchange of Σ_groups and Σ_weights
+        assert "sum-swap" in cert["all_channels_dot_product"].method
+
+
+def test_no_argument_is_still_the_channel_first_certificate(cert):
+    assert cert.subject.startswith("BatchNormChannelFirst, all sizes")
+    assert A.size_model().layer == "batchnorm_channel_first"
+
+
+def test_layer_objects_and_exact_eps():
+    from symbolic_bn import layers
+    only = ["deriv_y_x", "backprop_dx_closed_form", "backprop_dgamma_closed_form"]
+    cert = A.prove_all_sizes(layers.layer_norm((2, 3), (3,), eps=1e-5), only=only, sizes=[1, 2])
+    assert cert.ok, [(ob.name, ob.detail) for ob in cert]
+    assert cert.parameters["eps"] == "1/100000"
+    assert all(any("ε (ε = 1/100000)" in a for a in ob.assumptions) for ob in cert)
+    sym = A.prove_all_sizes(layers.group_norm((2, 4, 3), 2), only=only, sizes=[1, 2])
+    assert sym.ok and sym.subject.startswith("group_norm")
+
+
+def _explicit_ln_dx(point, sizes, row, q):
+    """The true Σ_p g_p ∂y_p/∂x_q of layer_norm at a concrete point, from SymPy directly."""
+    n = sizes["N"]
+    xs = [sympy.Symbol(f"x_{row}_{j}") for j in range(n)]
+    gs = [sympy.Symbol(f"g_{row}_{j}") for j in range(n)]
+    gam = [sympy.Symbol(f"gamma_{j}") for j in range(n)]
+    bet = [sympy.Symbol(f"beta_{j}") for j in range(n)]
+    eps = sympy.Symbol("eps")
+    mean = sum(xs) / n
+    r = 1 / sympy.sqrt(sum((v - mean) ** 2 for v in xs) / n + eps)
+    ys = [gam[j] * (xs[j] - mean) * r + bet[j] for j in range(n)]
+    val = sum(gs[j] * sympy.diff(ys[j], xs[q]) for j in range(n))
+    pt = {sympy.Symbol(k): sympy.Rational(v) for k, v in point.items()}
+    pt.update({s: Integer(0) for s in val.free_symbols - set(pt)})
+    return val.xreplace(pt)
+
+
+def _ln_dx_with_constant_gamma(M, c, q):
+    """The classic LayerNorm bug: BN's formula with γ pulled out as if it were constant per row."""
+    return (M.gamma_at(c, q) * M.r(c) * M.Ninv
+            * (M.N * M.g(c, q) - M.sum(lambda j: M.g(c, j))
+               - M.xhat(c, q) * M.sum(lambda j: M.g(c, j) * M.xhat(c, j))))
+
+
+def _in_dx_with_batch_statistics(M, c, q):
+    """instance_norm's dx with batch_norm's statistics (over every sample of the channel)."""
+    be = M.be
+    ch = c[1]
+    nb = be.inner.size("B")
+
+    def total(f):
+        return be.inner.sum("B", lambda bb: be.sum("N", lambda j: f((bb, ch), j)))
+    mean = total(lambda cc, j: M.x(cc, j)) * be.Ninv / nb
+    var = total(lambda cc, j: (M.x(cc, j) - mean) ** 2) * be.Ninv / nb
+    r = be.inv(be.sqrt(var + M.eps))
+
+    def xh(j):
+        return (M.x(c, j) - mean) * r
+
+    def gg(j):
+        return M.gamma_at(c, j) * M.g(c, j)
+    return r * M.Ninv * (M.N * gg(q) - M.sum(gg) - xh(q) * M.sum(lambda j: gg(j) * xh(j)))
+
+
+def _rms_dx_with_mean(M, c, q):
+    gg = lambda cc, p: M.gamma_at(cc, p) * M.g(cc, p)  # noqa: E731
+    return M.r(c) * M.Ninv * (M.N * gg(c, q) - M.sum(lambda j: gg(c, j))
+                              - M.xhat(c, q) * M.sum(lambda j: gg(c, j) * M.xhat(c, j)))
+
+
+def _bn_dx_n_minus_1(M, c, q):
+    gg = lambda cc, p: M.gamma_at(cc, p) * M.g(cc, p)  # noqa: E731
+    return M.r(c) * M.Ninv * ((M.N - 1) * gg(c, q) - M.sum(lambda j: gg(c, j))
+                              - M.xhat(c, q) * M.sum(lambda j: gg(c, j) * M.xhat(c, j)))
+
+
+G = A.GROUP_CLOSED_FORM
+MUTANTS = [
+    ("batch_norm", replace(G, name="N − 1", dx=_bn_dx_n_minus_1),
+     ["backprop_dx_closed_form", "adjoint_dx_closed_form", "all_channels_adjoint_x"], ["backprop_dgamma_closed_form"]),
+    ("batch_norm", replace(G, name="dγ without r", dgamma=lambda M, j: M.param_sum(
+        j, lambda c, p: M.g(c, p) * M.centered(c, p))),
+     ["backprop_dgamma_closed_form", "all_channels_adjoint_gamma"], ["backprop_dx_closed_form"]),
+    ("instance_norm", replace(G, name="batch statistics", dx=_in_dx_with_batch_statistics),
+     ["backprop_dx_closed_form", "all_channels_adjoint_x"], ["backprop_dbeta_closed_form"]),
+    ("instance_norm", replace(G, name="dβ with an extra γ", dbeta=lambda M, j: M.param_sum(
+        j, lambda c, p: M.g(c, p) * M.gamma_at(c, p))),
+     ["backprop_dbeta_closed_form", "all_channels_adjoint_beta"], ["backprop_dx_closed_form"]),
+    ("group_norm", replace(G, name="constant-γ formula", dx=_ln_dx_with_constant_gamma),
+     ["backprop_dx_closed_form", "adjoint_dx_closed_form"], ["backprop_dgamma_closed_form"]),
+    ("layer_norm", replace(G, name="constant-γ formula", dx=_ln_dx_with_constant_gamma),
+     ["backprop_dx_closed_form", "adjoint_dx_closed_form", "all_channels_adjoint_x"], ["backprop_dbeta_closed_form"]),
+    ("layer_norm", replace(G, name="dγ without r", dgamma=lambda M, j: M.param_sum(
+        j, lambda c, p: M.g(c, p) * M.centered(c, p))),
+     ["backprop_dgamma_closed_form", "all_channels_adjoint_gamma"], ["backprop_dx_closed_form"]),
+    ("rms_norm", replace(G, name="a mean term", dx=_rms_dx_with_mean),
+     ["backprop_dx_closed_form", "adjoint_dx_closed_form"], ["backprop_dgamma_closed_form"]),
+    ("rms_norm", replace(G, name="dγ without r", dgamma=lambda M, j: M.param_sum(j, lambda c, p: M.g(c, p) * M.x(c, p))),
+     ["backprop_dgamma_closed_form"], ["backprop_dx_closed_form"]),
+]
+
+
+@pytest.mark.parametrize("layer, cf, wrong, right", MUTANTS, ids=[f"{m[0]}-{m[1].name}" for m in MUTANTS])
+def test_wrong_closed_forms_of_every_layer_are_not_proved(layer, cf, wrong, right):
+    cert = A.prove_all_sizes(layer, closed_form=cf, sizes=[1, 2, 3], only=wrong + right)
+    for name in right:
+        assert cert[name].proved, (layer, name, cert[name].detail)
+    failed = 0
+    for name in wrong:
+        ob = cert[name]
+        assert not ob.proved, (layer, name)
+        if ob.status == "failed":
+            failed += 1
+            cex = ob.counterexample
+            assert differ(sympy.sympify(cex["lhs"]), sympy.sympify(cex["rhs"])) is True
+            assert set(cex["sizes"]) >= set(A.SIZE_MODELS[layer].group + A.SIZE_MODELS[layer].position)
+    assert failed >= 1, [(n, cert[n].status, cert[n].detail) for n in wrong]
+
+
+def test_layer_norm_constant_gamma_bug_counterexample_is_the_true_gradient():
+    cf = replace(G, name="constant-γ formula", dx=_ln_dx_with_constant_gamma)
+    ob = A.prove_all_sizes("layer_norm", closed_form=cf, sizes=[1, 2, 3], only=["backprop_dx_closed_form"])[
+        "backprop_dx_closed_form"]
+    assert ob.status == "failed"
+    cex = ob.counterexample
+    assert cex["N"] >= 2  # with one entry per row γ is constant and the formula is right
+    true = _explicit_ln_dx(cex["point"], cex["sizes"], cex["indices"]["c"], cex["indices"]["q"])
+    assert differ(true, sympy.sympify(cex["lhs"])) is False    # backprop through the stages is Jᵀg
+    assert differ(true, sympy.sympify(cex["rhs"])) is True     # the closed form is not
+
+
+def test_instance_norm_batch_statistics_bug_needs_two_samples():
+    cf = replace(G, name="batch statistics", dx=_in_dx_with_batch_statistics)
+    ob = A.prove_all_sizes("instance_norm", closed_form=cf, sizes=[1, 2], only=["backprop_dx_closed_form"])[
+        "backprop_dx_closed_form"]
+    # the closed form sums over samples, so it is confirmed with B = 2 too, where it is wrong
+    assert ob.status == "failed" and ob.counterexample["sizes"]["B"] == 2
+    assert "B=2" in ob.method
+
+
+def test_mixing_samples_is_refuted_for_instance_norm():
+    spec = A.SIZE_MODELS["instance_norm"]
+
+    def mixing(be):  # a rowMean over every sample of the channel: not per (sample, channel)
+        return lambda c: be.Ninv * be.inner.sum("B", lambda b: be.sum("N", lambda j: be.at("a", (b, c[1]), j)))
+    claim = A.Claim(
+        "channel_block_mixing", "test", "mixing node is block diagonal (false)",
+        (("c", "C"), ("c2", "C"), ("q", "N")),
+        lambda be, ix: be.diff(mixing(be)(ix["c"]), "a", ix["c2"], ix["q"]),
+        lambda be, ix: be.delta(ix["c"], ix["c2"]) * be.diff(mixing(be)(ix["c"]), "a", ix["c"], ix["q"]),
+        channel_level=True, spec=spec)
+    ob = A.run_claim(claim, sizes=[1, 2])
+    assert ob.status == "failed"
+    cex = ob.counterexample
+    assert cex["sizes"]["B"] == 2 and cex["indices"]["c"] != cex["indices"]["c2"]
+
+
+def test_rule_sum_swap():
+    r, n = Ix("r_sw", "R"), Ix("n_sw", "N")
+
+    def outer_rows(be, ix):   # Σ_c Σ_p a_p b_cp
+        return be.sum("R", lambda cc: be.sum("N", lambda pp: be.at("a", pp) * be.at("b", cc, pp)))
+
+    def outer_positions(be, ix):   # Σ_p a_p Σ_c b_cp
+        return be.sum("N", lambda pp: be.at("a", pp) * be.sum("R", lambda cc: be.at("b", cc, pp)))
+    with recording() as log:
+        lhs = normalize(outer_rows(SymbolicBackend(), {}))
+        rhs = normalize(outer_positions(SymbolicBackend(), {}))
+    assert lhs == rhs and "sum-swap" in log.rules
+    assert str(lhs).startswith("Σ_R1(")   # rows outside, positions inside (the canonical order)
+    for rows in (1, 2, 3):
+        for k in (1, 2, 3):
+            cb = ConcreteBackend(k, sizes={"R": rows})
+            assert is_zero(instantiate(lhs, k, 1, {}, {"R": rows}) - outer_positions(cb, {}))
+    del r, n
+
+
+def test_a_wrong_sum_swap_is_caught(monkeypatch):
+    def dropped(j, dep):   # drops the outer factor a_j
+        sums = [(b, e) for b, e in dep if A._kind(b) == "sum"]
+        if len(sums) != 1 or sums[0][1] != 1:
+            return None
+        k, inner = A._ATOMS[sums[0][0]].data
+        if k.rng == j.rng or A._RANGE_ORDER[k.rng] > A._RANGE_ORDER[j.rng]:
+            return None
+        k2 = A._fresh(k.rng)
+        return A.sum_over(k2, A.sum_over(j, A.subs_ix(inner, {k: k2})))
+    monkeypatch.setattr(A, "_exchange", dropped)
+    cert = A.prove_all_sizes("layer_norm", sizes=[1, 2], only=["all_channels_dot_product"])
+    assert not cert.ok
+
+
+def test_without_sum_swap_the_shared_weight_dot_product_is_not_proved(monkeypatch):
+    monkeypatch.setattr(A, "_exchange", lambda j, dep: None)
+    ob = A.prove_all_sizes("layer_norm", sizes=[1, 2], only=["all_channels_dot_product"])[
+        "all_channels_dot_product"]
+    assert ob.status == "undecided" and "nonzero normal form" in ob.detail
+
+
+@SETTINGS
+@given(layer=st.sampled_from(LAYERS), k=st.integers(0, 3))
+def test_layer_backend_sums_agree_with_concrete_expansion(layer, k):
+    """Σ over a group's positions and param_sum, symbolically then instantiated, equal the
+    concrete nested sums at every size of the grid."""
+    spec = A.SIZE_MODELS[layer]
+    be = A.LayerBackend(SymbolicBackend(), spec)
+    c, j = be.index("c", "C"), be.index("j", "J")
+    builders = [
+        lambda b, c_, j_: b.sum("N", lambda p: b.at("x", c_, p) * b.at("g", c_, p)),
+        lambda b, c_, j_: b.param_sum(j_, lambda cc, p: b.at("g", cc, p)),
+        lambda b, c_, j_: b.sum("C", lambda cc: b.sum("N", lambda p: b.at("g", cc, p) * b.at("w", b.param(cc, p)))),
+        lambda b, c_, j_: b.N * b.Ninv * b.sum("N", lambda p: b.delta(p, p)),
+    ]
+    build = builders[k]
+    nf = normalize(build(be, c, j))
+    claim = A.Claim("probe", "test", "", (("c", "C"), ("j", "J")), None, None, channel_level=True, spec=spec)
+    for sizes in A.confirmation_grid(claim, [1, 2, 3]):
+        cb = A._concrete_backend(spec, sizes)
+        full = cb.inner.sizes
+        for cv in cb.assignments("C"):
+            for jv in cb.assignments("J"):
+                env = A._env({"c": c, "j": j}, {"c": cv, "j": jv})
+                inst = instantiate(nf, full["N"], full["C"], env, full)
+                assert is_zero(inst - build(cb, cv, jv)), (layer, k, sizes, cv, jv)
+
+
+def test_prove_all_sizes_rejects_bad_layers():
+    with pytest.raises(ValueError, match="layer must be .* one of batchnorm_channel_first"):
+        A.prove_all_sizes("conv2d")
+    with pytest.raises(ValueError, match=r"layer must be .*pass the budget as budget="):
+        A.prove_all_sizes(30)
+    with pytest.raises(ValueError, match="only names unknown obligations"):
+        A.prove_all_sizes("layer_norm", only=["dot_product_identity"])   # per-group only for per-group weights
+    with pytest.raises(ValueError, match="only names unknown obligations"):
+        A.prove_all_sizes("rms_norm", only=["backprop_dbeta_closed_form"])
