@@ -80,42 +80,9 @@ def test_tolerance_table_grows_with_order_and_dtype():
 # ------------------------------------------------------------------------------ torch
 def primitive_torch(layer):
     """The layer composed only of torch mean, sub, mul, sqrt, div (and reshapes)."""
-    torch = pytest.importorskip("torch")
-    eps = float(layer.eps)
-    nd = len(layer.input_shape)
-
-    def standardize(x, axes):
-        mu = x.mean(dim=axes, keepdim=True)
-        d = x - mu
-        return d / torch.sqrt((d * d).mean(dim=axes, keepdim=True) + eps)
-
-    def per_channel(p, axis):
-        shape = [1] * nd
-        shape[axis] = -1
-        return p.reshape(shape)
-
-    name = layer.name
-    if name == "batchnorm_channel_first":
-        return lambda x, w, b: standardize(x, (1, 2)) * per_channel(w, 0) + per_channel(b, 0)
-    if name == "batch_norm":
-        axes = (0,) + tuple(range(2, nd))
-        return lambda x, w, b: standardize(x, axes) * per_channel(w, 1) + per_channel(b, 1)
-    if name == "instance_norm":
-        axes = tuple(range(2, nd))
-        return lambda x, w, b: standardize(x, axes) * per_channel(w, 1) + per_channel(b, 1)
-    if name == "group_norm":
-        groups = layer.groups
-
-        def f(x, w, b):
-            n, c = x.shape[:2]
-            grouped = x.reshape((n, groups, c // groups) + tuple(x.shape[2:]))
-            xhat = standardize(grouped, tuple(range(2, nd + 1))).reshape(x.shape)
-            return xhat * per_channel(w, 1) + per_channel(b, 1)
-        return f
-    axes = tuple(range(nd - len(layer.normalized_shape), nd))
-    if name == "layer_norm":
-        return lambda x, w, b: standardize(x, axes) * w + b
-    return lambda x, w, b: x / torch.sqrt((x * x).mean(dim=axes, keepdim=True) + eps) * w
+    pytest.importorskip("torch")
+    from symbolic_bn.frontends.torch_primitive import primitive_function
+    return primitive_function(layer)
 
 
 @pytest.mark.parametrize("name,shape,hyper", LAYERS, ids=[c[0] for c in LAYERS])

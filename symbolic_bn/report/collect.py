@@ -7,6 +7,8 @@ result as a :class:`~symbolic_bn.report.sections.Section` (no rendering here).
   the Jacobian structure, proof times;
 * :func:`~symbolic_bn.report.collect_layers.layers_section` -- every layer of symbolic_bn.layers:
   certificates at two shapes, ε symbolic and 1e-5, proof times, the torch.nn.functional names;
+* :func:`~symbolic_bn.report.collect_higher.higher_order_section` -- order-2/3 certificates of every
+  layer, torch's derivative code traced and decided exactly, torch's modes measured to order 3;
 * :func:`bounds_section` -- the inference-mode bound rules;
 * :func:`crosscheck_section` -- our float runtime and PyTorch against the mpmath reference.
 
@@ -371,4 +373,10 @@ def _layers_section(ctx: Context) -> Section:
     return layers_section(ctx)
 
 
-DEFAULT_COLLECTORS = (batchnorm_section, _layers_section, bounds_section, crosscheck_section)
+def _higher_order_section(ctx: Context) -> list:
+    from .collect_higher import higher_order_section
+    return higher_order_section(ctx)
+
+
+DEFAULT_COLLECTORS = (batchnorm_section, _layers_section, _higher_order_section, bounds_section,
+                      crosscheck_section)
