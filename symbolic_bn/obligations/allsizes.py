@@ -1674,9 +1674,17 @@ GROUP_CLOSED_FORM = ClosedForm(
          "positions sharing the weight)", dx=_gen_dx, dgamma=_gen_dgamma, dbeta=_gen_dbeta, jvp=_gen_jvp)
 
 
+#: the same functions, named with rms_norm's formulas (they branch on ``M.spec.centered``)
+RMS_CLOSED_FORM = replace(
+    GROUP_CLOSED_FORM, name="per-group closed form without centering (dx = r(γg − x̂·Σγg·x̂/N), dγ = Σ g·x̂ "
+                            "over the positions sharing the weight)")
+
+
 def standard_closed_form(spec: SizeModel) -> ClosedForm:
     """The closed form a layer's certificate checks by default."""
-    return STANDARD_CLOSED_FORM if spec.layer == "batchnorm_channel_first" else GROUP_CLOSED_FORM
+    if spec.layer == "batchnorm_channel_first":
+        return STANDARD_CLOSED_FORM
+    return GROUP_CLOSED_FORM if spec.centered else RMS_CLOSED_FORM
 
 
 # ---------------------------------------------------------------------------------------------
