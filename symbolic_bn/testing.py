@@ -183,6 +183,9 @@ def _assert_correct(role, fn, *, shapes, eps, numeric, budget, points, options, 
     if unknown:
         raise TypeError(f"{who}: unknown option(s) {', '.join(sorted(unknown))} "
                         f"(not accepted by {checker.__name__})")
+    layer = options.get("layer")
+    if layer is not None and shapes is DEFAULT_SHAPES:
+        shapes = [tuple(layer.input_shape)]  # a Layer fixes its shape
     results = []
 
     def keep(result):
@@ -212,9 +215,11 @@ def _assert_correct(role, fn, *, shapes, eps, numeric, budget, points, options, 
         if refused:
             raise ValueError(f"{who}: the numeric cross-check cannot honour option(s) "
                              f"{', '.join(refused)}; pass numeric=False to require the exact check")
+        # a layer with a numeric ε is cross-checked at that ε; otherwise at eps (default 1e-5)
+        numeric_eps = None if layer is not None and not layer.symbolic_eps else _numeric_eps(eps, who)
         for dtype in ("float64", "float32"):
             try:
-                res = crosscheck(shape=shape, eps=_numeric_eps(eps, who), dtype=dtype, points=points,
+                res = crosscheck(shape=shape, eps=numeric_eps, dtype=dtype, points=points,
                                  **{role: fn}, **{k: options[k] for k in numeric_options})
             except ImplementationError as exc:
                 raise AssertionError(f"{who}: {exc}") from None
@@ -229,6 +234,8 @@ def assert_backward_correct(backward, shapes=DEFAULT_SHAPES, eps=None, numeric=N
                             budget=DEFAULT_BUDGET, points=8, **options):
     """Assert ``backward(x, gamma, beta, grad_out, eps, xp) -> (dx, dgamma, dbeta)`` is Jᵀ·grad_out
     of the channel-first BatchNorm at every shape in ``shapes`` (see the module docstring).
+    With ``layer=L`` (a :class:`symbolic_bn.layers.Layer`): ``backward(x, weight, bias, grad_out,
+    eps[, xp])`` is checked against that layer at its own shape (``shapes`` may be left out).
 
     Returns the certificates (and cross-check results) it checked.  Raises ``AssertionError`` with
     :func:`failure_message` when an obligation is failed or undecided; ``ValueError`` /
@@ -241,7 +248,8 @@ def assert_backward_correct(backward, shapes=DEFAULT_SHAPES, eps=None, numeric=N
 def assert_forward_correct(forward, shapes=DEFAULT_SHAPES, eps=None, numeric=None,
                            budget=DEFAULT_BUDGET, points=8, **options):
     """Assert ``forward(x, gamma, beta, eps, xp) -> y`` is the channel-first BatchNorm at every
-    shape in ``shapes``.  Returns and raises as :func:`assert_backward_correct`."""
+    shape in ``shapes`` (with ``layer=L``: that layer, at its shape).  Returns and raises as
+    :func:`assert_backward_correct`."""
     __tracebackhide__ = True
     return _assert_correct("forward", forward, shapes=shapes, eps=eps, numeric=numeric,
                            budget=budget, points=points, options=options)

@@ -1,4 +1,8 @@
-r"""High-precision cross-check of a numeric channel-first BatchNorm against an mpmath reference.
+r"""High-precision cross-check of a numeric normalization layer against an mpmath reference.
+
+Without ``layer`` this is the channel-first BatchNorm (C×H×W) described below; with
+``layer=L`` (any :class:`symbolic_bn.layers.Layer`) it is that layer in its own layout: section
+"Every layer" at the end.
 
 ``crosscheck(forward, backward, ...)`` runs a user's float32/float64 implementation of the
 BatchNormChannelFirst forward and/or backward (semantics in :mod:`symbolic_bn.numeric`) at a set of
@@ -151,6 +155,48 @@ tangent ``t = (tx, tγ, tβ)`` is compared with ``⟨t, Jᵀg⟩`` from the refe
 ``10^(−⌊dps/2⌋)·(1 + Σ|terms|)`` raises :class:`ReferenceCheckError` (an internal error: the
 reference would be wrong).  At ``dps = 50`` the discrepancies are ~1e−48.
 
+Every layer: ``crosscheck(..., layer=L)``
+------------------------------------------
+The user's functions are ``forward(x, weight, bias, eps[, xp])`` and ``backward(x, weight, bias,
+grad_out, eps[, xp]) -> (dx, dweight, dbias)`` on arrays in the layer's own layout (rms_norm:
+``bias`` is None and the backward returns ``(dx, dweight)``; batchnorm_channel_first keeps the
+names gamma, beta, dgamma, dbeta); ``xp = numpy`` is passed only to a function that declares it
+(a parameter ``xp``, or one positional parameter more than the data).  ε: the layer's when it is a
+number (``eps`` may only repeat it), crosscheck's ``eps`` (default 1e-5) when it is symbolic.
+
+*Points.*  Each statistics group is laid out as a matrix -- its members in C order, the width
+the innermost input axis when the group runs along it (batchnorm_channel_first: H × W, exactly
+the points of the C×H×W path; batch_norm (N, C, H, W): an (N·H) × W matrix per channel) -- and
+the families above are generated per group (per-group means, variances, spreads, sparse corner
+blocks, cotangent offsets); weight and bias get one generic value per entry.  For rms_norm
+``small_variance`` makes mean(x²) comparable to eps.
+
+*Reference.*  y is ``layer.forward`` and (dx, dweight, dbias) the layer's closed forms
+(:func:`symbolic_bn.graphs.closed_forms.backward`), both evaluated on object arrays of mpf at
+``dps`` digits on the exact dtype-rounded inputs (:func:`layer_reference` gives the same values
+for any input).  At the first point of every family the reference checks itself: ``mp.diff`` of
+⟨layer.forward(p + s·t), g⟩ against the closed-form backward and JVP (dot-product test, as
+above), and a separate per-group evaluation (the one the scales and the N − 1 figures use)
+against the closed forms entry by entry, so the groups and weight positions used for the bound
+are the layer's; a discrepancy raises :class:`ReferenceCheckError`.
+
+*Bound.*  The same formula, per statistics group, generalized: ĝ = g·w per member (the weight
+may change within a group: layer_norm, group_norm), a weight entry's sums run over every group
+it is used in, ``N`` of √N is the longest sum a correct implementation forms (the group size, or
+the number of positions sharing a weight entry, whichever is larger; ``sparse``: the nonzero
+terms when every group has one weight entry).  Two terms are larger than in the C×H×W path,
+because PyTorch's own kernels need them (measured): (1) the mean-error term of Σĝx̂ uses Σ|ĝ|, not
+|Σĝ| -- torch's layer_norm CPU backward forms Σĝx on the *uncentered* x, whose error is relative
+to Σ|ĝ|·A, and with a weight that changes sign within a group |Σĝ| ≪ Σ|ĝ| (0.52 of the bound
+with |Σĝ| at layer_norm 16×32 float32 large_mean); (2) torch's layer_norm/group_norm variance
+(one pass) has a relative error of about 2.5·A·r·u, not √N·u (float64: 25 425 u at A·r = 1e4,
+N = 8; 211 u at A·r = 300, N = 256), and torch's dx = r·ĝ + b·x + c has no common factor r, so
+the elementwise scales get ``A·r·|w x̂|`` (y) and ``A·r·k·(n|ĝ| + |Σĝ| + 3|x̂||Σĝx̂|)`` (dx).  With
+them, torch's batch_norm(training=True), instance_norm, layer_norm, group_norm and rms_norm
+reach at most 0.085 of the bound over 15 layer shapes up to 4×256 and 8×2×8×8, seeds 0–2, float32
+and float64 (0.46 for layer_norm dx before (2)).  The N − 1 figures (``bessel_ratios``) are
+measured per point as above, with the group's n.
+
 Errors
 ------
 Bad arguments raise ``ValueError`` naming the argument.  ``eps`` may be 0 or negative, but the
@@ -171,6 +217,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Callable, Optional
 
 import mpmath
@@ -182,6 +229,7 @@ from ..exact.budget import BudgetExceeded, check_budget, time_budget
 __all__ = [
     "crosscheck",
     "reference",
+    "layer_reference",
     "CrosscheckResult",
     "OutputReport",
     "FamilyReport",
@@ -207,6 +255,8 @@ MIN_DPS = 20
 _UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}
 _NP_DTYPES = {"float32": np.float32, "float64": np.float64}
 FORWARD_OUTPUTS = ("y",)
+DEFAULT_SHAPE = (2, 4, 4)
+DEFAULT_EPS = 1e-5
 BACKWARD_OUTPUTS = ("dx", "dgamma", "dbeta")
 
 
@@ -606,26 +656,584 @@ def _note_nonfinite(problems, rep, arr, name, label, where):
                     "the inputs are finite and var + eps > 0: counted as an infinite error")
 
 
-def _call(fn, role, args, names, where, notes):
-    """Call ``fn`` on fresh copies of the point's arrays (``args`` = arrays..., eps, xp).
+def _call(fn, role, args, names, where, notes, with_xp=True):
+    """Call ``fn`` on fresh copies of the point's arrays (``args`` = arrays..., eps, xp; an array
+    may be None: rms_norm's bias); ``with_xp=False`` leaves the namespace out.
 
     Writing into an argument (a backward that stores dx in grad_out, an in-place ``x -= mean``)
     is allowed: the function only ever sees copies, so the reference and later calls are
     untouched.  It is recorded once per (function, argument) in ``notes``."""
     label = f"{_fname(fn, role)} at {where}"
-    arrays = [a.copy() for a in args[:-2]]  # the arrays; eps and xp are the last two
+    arrays = [None if a is None else a.copy() for a in args[:-2]]  # eps and xp are the last two
     try:
-        out = fn(*arrays, *args[-2:])
+        out = fn(*arrays, *(args[-2:] if with_xp else args[-2:-1]))
     except BudgetExceeded:
         raise
     except Exception as exc:  # noqa: BLE001 - report any failure of the user's code
         raise ImplementationError(f"{label} raised {type(exc).__name__}: {exc}") from exc
     for name, a, original in zip(names, arrays, args):
-        if not np.array_equal(a, original, equal_nan=True):
+        if a is not None and not np.array_equal(a, original, equal_nan=True):
             key = f"{_fname(fn, role)} writes into its argument {name!r}"
             if not any(m.startswith(key) for m in notes):
                 notes.append(f"{key} (first at {where}); allowed: it is given a copy")
     return out, label
+
+
+# --------------------------------------------------------------------------------------------
+# every layer of symbolic_bn.layers: crosscheck(..., layer=L)
+# --------------------------------------------------------------------------------------------
+
+class _MpmathArrays:
+    """The few NumPy functions that ``Layer.forward`` and the closed forms
+    (:mod:`symbolic_bn.graphs.closed_forms`) use, on object arrays of ``mpf`` (evaluated at the
+    caller's ``mp.workdps``; the reductions are plain left-to-right sums, exact to ~``dps``
+    digits at the sizes a Layer allows)."""
+
+    @staticmethod
+    def asarray(a):
+        return np.asarray(a, dtype=object)
+
+    @staticmethod
+    def reshape(a, shape):
+        return np.reshape(np.asarray(a, dtype=object), shape)
+
+    @staticmethod
+    def sum(a, axis=None, keepdims=False):
+        return np.sum(np.asarray(a, dtype=object), axis=axis, keepdims=keepdims)
+
+    @classmethod
+    def mean(cls, a, axis=None, keepdims=False):
+        a = np.asarray(a, dtype=object)
+        if axis is None:
+            axes = tuple(range(a.ndim))
+        else:
+            axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+        count = int(np.prod([a.shape[k] for k in axes]))
+        return cls.sum(a, axis=axis, keepdims=keepdims) / count
+
+    @staticmethod
+    def sqrt(a):
+        return np.vectorize(mp.sqrt, otypes=[object])(a)
+
+
+_MP_ARRAYS = _MpmathArrays()
+
+
+def _mpf_exact(v):
+    """``v`` as an mpf: floats and ints exactly, rationals (``Fraction``, SymPy ``Rational``) to
+    the working precision."""
+    if isinstance(v, mpmath.mpf):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"expected a number, got the bool {v!r}")
+    if isinstance(v, numbers.Integral):
+        return mp.mpf(int(v))
+    if isinstance(v, Fraction):
+        return mp.mpf(v.numerator) / v.denominator
+    if getattr(v, "is_Rational", False):        # SymPy Rational / Integer
+        return mp.mpf(int(v.p)) / int(v.q)
+    return mp.mpf(float(v))
+
+
+_to_mpf = np.vectorize(_mpf_exact, otypes=[object])
+
+
+def _mp_array(a):
+    return None if a is None else _to_mpf(np.asarray(a, dtype=object))
+
+
+class _LayerView:
+    """A layer (:mod:`symbolic_bn.layers`) seen as its statistics groups.
+
+    ``groups[G, n]`` holds the flat input index of each member of each group (C order), and
+    ``param[G, n]`` the flat weight index applied there.  For the point families each group is
+    laid out as a ``matrix[1] × matrix[2]`` matrix, the width being the length of the innermost
+    input axis when the group's members run along it (so ``batchnorm_channel_first`` gets its
+    H × W, and ``batch_norm`` (N, C, H, W) an (N·H) × W matrix per channel)."""
+
+    def __init__(self, layer):
+        shape = tuple(layer.input_shape)
+        self.layer = layer
+        self.shape = shape
+        self.weight_shape = tuple(layer.weight_shape)
+        self.has_bias = layer.bias_shape is not None
+        self.centered = bool(layer.centered)
+        self.arg_names = tuple(layer.argument_names)
+        self.grad_names = tuple("d" + a for a in self.arg_names)
+        members = list(layer.members.values())
+        self.groups = np.array([[np.ravel_multi_index(idx, shape) for idx in m] for m in members],
+                               dtype=np.int64)
+        flat_param = np.array([np.ravel_multi_index(tuple(layer.param_of(idx)), self.weight_shape)
+                               for idx in np.ndindex(*shape)], dtype=np.int64)
+        self.param = flat_param[self.groups]
+        G, n = self.groups.shape
+        self.n = n
+        self.P = int(np.prod(self.weight_shape))
+        width = shape[-1] if (len(shape) - 1) in tuple(layer.statistics_axes) else n
+        if width > n or n % width:
+            width = n
+        self.matrix = (G, n // width, width)
+        #: every group uses one weight entry (BatchNorm-like): Σ g·w over a group is w·Σ g
+        self.uniform_weight = bool(np.all(self.param == self.param[:, :1]))
+        self.param_count = np.bincount(self.param.ravel(), minlength=self.P)
+        #: the longest sum a correct implementation forms (a group, or the positions of a weight)
+        self.reduction_size = int(max(n, int(self.param_count.max())))
+        self.word = "var" if self.centered else "mean(x²)"
+        self.text = f"{layer.name} {layer.shape_text()}"
+
+    def to_layout(self, rows):
+        flat = np.empty(int(np.prod(self.shape)))
+        flat[self.groups] = np.asarray(rows, dtype=np.float64).reshape(self.groups.shape)
+        return flat.reshape(self.shape)
+
+    def rows(self, arr):
+        return np.asarray(arr).reshape(-1)[self.groups]
+
+    def generate(self, family, rng, i, eps, np_dtype):
+        """(x, weight, bias or None, grad_out) of point ``i`` of ``family``, in dtype."""
+        gamma, beta = _gen_params(rng, self.P, i)
+        if family == "sparse":
+            x, g = _gen_sparse(rng, self.matrix)
+        else:
+            x = _gen_x(family, rng, self.matrix, eps)
+            g = _gen_grad(rng, self.matrix)
+            if family == "small_variance" and not self.centered:
+                # rms_norm: mean(x²) (not the variance) comparable to eps
+                x = x - x.mean(axis=(1, 2), keepdims=True)
+        return (self.to_layout(x).astype(np_dtype),
+                gamma.reshape(self.weight_shape).astype(np_dtype),
+                beta.reshape(self.weight_shape).astype(np_dtype) if self.has_bias else None,
+                self.to_layout(g).astype(np_dtype))
+
+    def reduction_terms(self, family, x):
+        """The N of growth(N) at this point (module docstring): the longest rounded sum."""
+        if family == "sparse" and self.uniform_weight:
+            nonzero = self.rows(x) != 0
+            per_group = int(nonzero.sum(axis=1).max())
+            per_param = int(np.bincount(self.param[nonzero], minlength=self.P).max()) if nonzero.any() else 0
+            return max(1, per_group, per_param)
+        return self.reduction_size
+
+    def prepare_inputs(self, inputs, dtype):
+        if inputs is None:
+            return []
+        keys = ("x", self.arg_names[1]) + ((self.arg_names[2],) if self.has_bias else ())
+        if isinstance(inputs, dict) or not hasattr(inputs, "__iter__"):
+            raise ValueError(f"inputs must be a list of dicts with keys {', '.join(map(repr, keys))} "
+                             "(and optionally 'grad_out')")
+        prepared = []
+        for k, item in enumerate(inputs):
+            if not isinstance(item, dict):
+                raise ValueError(f"inputs[{k}] must be a dict with keys {', '.join(map(repr, keys))}")
+            missing = [key for key in keys if key not in item]
+            if missing:
+                raise ValueError(f"inputs[{k}] is missing key(s) {missing}")
+            unknown = set(item) - set(keys) - {"grad_out"}
+            if unknown:
+                raise ValueError(f"inputs[{k}] has unknown key(s) {sorted(unknown)}")
+            x = _validate_array(f"inputs[{k}]['x']", item["x"], dtype, want_shape=self.shape)
+            w = _validate_array(f"inputs[{k}][{keys[1]!r}]", item[keys[1]], dtype,
+                                want_shape=self.weight_shape)
+            b = None
+            if self.has_bias:
+                b = _validate_array(f"inputs[{k}][{keys[2]!r}]", item[keys[2]], dtype,
+                                    want_shape=self.weight_shape)
+            g = None
+            if item.get("grad_out") is not None:
+                g = _validate_array(f"inputs[{k}]['grad_out']", item["grad_out"], dtype,
+                                    want_shape=self.shape)
+            prepared.append((x, w, b, g))
+        return prepared
+
+    # -- per-group (row) forms, at the caller's workdps
+    def mp_rows(self, arr_mp):
+        flat = np.asarray(arr_mp, dtype=object).reshape(-1)
+        return [[flat[j] for j in row] for row in self.groups]
+
+    def param_rows(self, p_mp):
+        flat = np.asarray(p_mp, dtype=object).reshape(-1)
+        return [[flat[k] for k in row] for row in self.param]
+
+
+def _rows_forward(view, xs, ws, bs, eps, ddof=0):
+    """Per statistics group: mean, r, x̂ and y (``ddof=1``: an N − 1 statistic, only to measure
+    whether that bug would be caught).  ``ws``/``bs`` give the weight/bias at every member."""
+    mean, r, xhat, y = [], [], [], []
+    for c, row in enumerate(xs):
+        n = len(row)
+        m = mp.fsum(row) / n if view.centered else mp.zero
+        cen = [v - m for v in row]
+        stat = mp.fsum(t * t for t in cen) / (n - ddof)
+        ve = stat + eps
+        if ve <= 0:
+            raise ValueError(f"point outside the domain {view.word} + eps > 0 (statistics group {c}: "
+                             f"{view.word} + eps = {mpmath.nstr(ve, 5)})")
+        rc = 1 / mp.sqrt(ve)
+        xh = [t * rc for t in cen]
+        mean.append(m)
+        r.append(rc)
+        xhat.append(xh)
+        if bs is None:
+            y.append([w * t for w, t in zip(ws[c], xh)])
+        else:
+            y.append([w * t + b for w, t, b in zip(ws[c], xh, bs[c])])
+    return {"mean": mean, "r": r, "xhat": xhat, "y": y}
+
+
+def _rows_backward(view, fw, ws, gs):
+    """Jᵀg per group: dx = (r/n)(n ĝ − c Σĝ − x̂ Σĝx̂), ĝ = g·w; dweight_k = Σ g x̂ and dbias_k = Σ g
+    over the positions of weight entry k."""
+    dx, s1s, s2s = [], [], []
+    dw_terms = [[] for _ in range(view.P)]
+    db_terms = [[] for _ in range(view.P)]
+    for c, (xh, g) in enumerate(zip(fw["xhat"], gs)):
+        n = len(g)
+        gh = [a * w for a, w in zip(g, ws[c])]
+        s1 = mp.fsum(gh) if view.centered else mp.zero
+        s2 = mp.fsum(a * b for a, b in zip(gh, xh))
+        k = fw["r"][c] / n
+        dx.append([k * (n * a - s1 - b * s2) for a, b in zip(gh, xh)])
+        s1s.append(s1)
+        s2s.append(s2)
+        for p, (a, b) in enumerate(zip(g, xh)):
+            kk = int(view.param[c, p])
+            dw_terms[kk].append(a * b)
+            db_terms[kk].append(a)
+    return {"dx": dx, "dweight": [mp.fsum(t) for t in dw_terms],
+            "dbias": [mp.fsum(t) for t in db_terms], "S1": s1s, "S2": s2s}
+
+
+def _layer_scales(view, xs, ws, bs, gs, fw, bw):
+    """The condition-aware scales ``(E, R)`` of every component (module docstring), generalized:
+    the weight may differ between the members of a group (ĝ = g·w per member), and a weight
+    entry may be shared by several groups (its sums run over all of them)."""
+    c_on = 1 if view.centered else 0
+    out = {"y": [], "dx": [], "kappa": []}
+    dw_E = [[] for _ in range(view.P)]
+    dw_R = [[] for _ in range(view.P)]
+    part_g: dict = {}
+    part_gx: dict = {}
+    kappa_param = [mp.zero] * view.P
+    for c, row in enumerate(xs):
+        n = len(row)
+        r = fw["r"][c]
+        A = mp.fsum(abs(v) for v in row) / n
+        Ar = A * r
+        a = [(abs(v) + A) * r for v in row]
+        xh = fw["xhat"][c]
+        kappa = max(a)
+        out["kappa"].append(kappa)
+        w = ws[c]
+        b = bs[c] if bs is not None else [mp.zero] * n
+        # A·r·|x̂|: a one-pass variance (torch's layer_norm/group_norm CPU kernels) has a relative
+        # error of about 2.5·A·r·u, not √n·u (measured in float64: 25 425 u at A·r = 1e4, n = 8)
+        out["y"].append([(abs(wp) * (ap + Ar * abs(xp)) + abs(bp), abs(wp) * (Ar + abs(xp)))
+                         for wp, bp, ap, xp in zip(w, b, a, xh)])
+        g = gs[c]
+        gh = [gp * wp for gp, wp in zip(g, w)]
+        sg = mp.fsum(abs(t) for t in gh)
+        sga = mp.fsum(abs(t) * ap for t, ap in zip(gh, a))
+        sgx = mp.fsum(abs(t * xp) for t, xp in zip(gh, xh))
+        s1 = abs(bw["S1"][c])
+        s2 = abs(bw["S2"][c])
+        k = r / n
+        # the mean's error moves Σĝx̂ by r·δμ·Σĝ -- but an implementation that forms Σĝx on the
+        # uncentered x (and subtracts μ·Σĝ) errs relative to Σ|ĝ|·A: torch's layer_norm CPU kernel
+        # does, and with a weight that changes sign within a group |Σĝ| << Σ|ĝ| (0.52 of the bound
+        # with |Σĝ| here, layer_norm 16x32 float32 large_mean); so Σ|ĝ|
+        dS2_r = c_on * Ar * sg + sgx
+        # that variance error (relative A·r·u) reaches dx through r in r·ĝ, r·Σĝ/n and r³ in the
+        # x̂·Σĝx̂ term (r is no common factor in the form dx = r·ĝ + b·x + c torch's kernel uses)
+        out["dx"].append([
+            (k * ((n * abs(gp) + s1) * (1 + Ar) + abs(xp) * s2 * (1 + 3 * Ar) + abs(xp) * sga + ap * s2),
+             abs(dxp) + k * (sg + abs(xp) * dS2_r + (Ar + abs(xp)) * s2))
+            for gp, xp, ap, dxp in zip(gh, xh, a, bw["dx"][c])])
+        for p in range(n):
+            kk = int(view.param[c, p])
+            dw_E[kk].append(abs(g[p]) * a[p])
+            dw_R[kk].append(abs(g[p] * xh[p]))
+            part_g.setdefault((kk, c), []).append(g[p])
+            part_gx.setdefault((kk, c), []).append(g[p] * xh[p])
+            kappa_param[kk] = max(kappa_param[kk], kappa)
+    Ar_of = [mp.fsum(abs(v) for v in row) / len(row) * fw["r"][c] for c, row in enumerate(xs)]
+    mean_part = [[] for _ in range(view.P)]
+    for (kk, c), terms in part_g.items():
+        mean_part[kk].append(c_on * Ar_of[c] * mp.fsum(abs(t) for t in terms)
+                             + abs(mp.fsum(part_gx[(kk, c)])))
+    out["dweight"] = [(mp.fsum(dw_E[kk]), mp.fsum(mean_part[kk]) + mp.fsum(dw_R[kk]))
+                      for kk in range(view.P)]
+    out["dbias"] = [(mp.zero, mp.fsum(abs(t) for (k2, _), ts in part_g.items() if k2 == kk for t in ts))
+                    for kk in range(view.P)]
+    out["kappa_param"] = kappa_param
+    return out
+
+
+def _closed_form_reference(layer, xm, wm, bm, gm, eps):
+    """y = ``layer.forward`` and Jᵀg by the layer's closed forms, on mpf arrays (exact inputs)."""
+    from ..graphs import closed_forms
+    out = {"y": layer.forward(xm, wm, bm, eps, _MP_ARRAYS)}
+    if gm is not None:
+        grads = closed_forms.backward(layer, xm, wm, bm, gm, eps, _MP_ARRAYS)
+        out["dx"], out["dweight"] = grads[0], grads[1]
+        if len(grads) > 2:
+            out["dbias"] = grads[2]
+    return out
+
+
+def _layer_self_check(view, xm, wm, bm, gm, eps, ref, fw, bw, rng, dps):
+    """The reference checked at one point without symbolic differentiation: ``mp.diff`` of
+    ⟨layer.forward(p + s·t), g⟩ against ⟨t, Jᵀg⟩ of the closed-form backward and ⟨J t, g⟩ of the
+    closed-form JVP (the dot-product test), and the per-group evaluation (which the bound's
+    scales and the N − 1 figures use) against the closed forms entry by entry (so the view's
+    statistics groups and weight positions are the layer's)."""
+    from ..graphs import closed_forms
+    layer = view.layer
+    tx = _mp_array(rng.standard_normal(view.shape))
+    tw = _mp_array(rng.standard_normal(view.weight_shape))
+    tb = _mp_array(rng.standard_normal(view.weight_shape)) if view.has_bias else None
+
+    def phi(s):
+        y = layer.forward(xm + s * tx, wm + s * tw, None if bm is None else bm + s * tb, eps, _MP_ARRAYS)
+        return mp.fsum(list((y * gm).ravel()))
+
+    fd = mp.diff(phi, mp.mpf(0))
+    terms = list((tx * ref["dx"]).ravel()) + list((tw * ref["dweight"]).ravel())
+    if view.has_bias:
+        terms += list((tb * ref["dbias"]).ravel())
+    vjp_dot = mp.fsum(terms)
+    jv = closed_forms.jvp(layer, xm, wm, bm, tx, tw, tb, eps, _MP_ARRAYS)
+    jvp_terms = list((jv * gm).ravel())
+    jvp_dot = mp.fsum(jvp_terms)
+    magnitude = 1 + mp.fsum(abs(t) for t in terms) + mp.fsum(abs(t) for t in jvp_terms)
+    threshold = mp.mpf(10) ** (-(dps // 2)) * magnitude
+    # per-group evaluation against the closed forms
+    pairs = []
+    for c, row in enumerate(view.groups):
+        for p, j in enumerate(row):
+            pairs.append((fw["y"][c][p], ref["y"].flat[j]))
+            pairs.append((bw["dx"][c][p], ref["dx"].flat[j]))
+    pairs += list(zip(bw["dweight"], ref["dweight"].ravel()))
+    if view.has_bias:
+        pairs += list(zip(bw["dbias"], ref["dbias"].ravel()))
+    scale = 1 + max(abs(b) for _, b in pairs)
+    rows_vs_closed = max(abs(a - b) for a, b in pairs)
+    rows_threshold = mp.mpf(10) ** (-(dps // 2)) * scale
+    fd_vs_vjp, jvp_vs_vjp, fd_vs_jvp = abs(fd - vjp_dot), abs(jvp_dot - vjp_dot), abs(fd - jvp_dot)
+    figures = {
+        "fd_directional": float(fd), "vjp_dot": float(vjp_dot), "jvp_dot": float(jvp_dot),
+        "fd_vs_vjp": float(fd_vs_vjp), "jvp_vs_vjp": float(jvp_vs_vjp), "fd_vs_jvp": float(fd_vs_jvp),
+        "threshold": float(threshold), "groups_vs_closed_forms": float(rows_vs_closed),
+    }
+    if not max(fd_vs_vjp, jvp_vs_vjp, fd_vs_jvp) <= threshold or not rows_vs_closed <= rows_threshold:
+        raise ReferenceCheckError(
+            f"mpmath reference for {view.text} failed its self-check: finite-difference / "
+            f"dot-product discrepancy {mpmath.nstr(max(fd_vs_vjp, jvp_vs_vjp, fd_vs_jvp), 5)} "
+            f"(threshold {mpmath.nstr(threshold, 5)}), per-group evaluation vs closed forms "
+            f"{mpmath.nstr(rows_vs_closed, 5)} (threshold {mpmath.nstr(rows_threshold, 5)})")
+    return figures
+
+
+def layer_reference(layer, x, weight, bias, eps, grad_out=None, dps=50, as_float=True):
+    """mpmath reference of ``layer`` (:mod:`symbolic_bn.layers`) at ``dps`` digits.
+
+    ``x``, ``weight``, ``bias`` (None for rms_norm), ``grad_out`` in the layer's layout; entries
+    may be floats (taken exactly), ints, ``Fraction`` or SymPy rationals (to ``dps`` digits).
+    ``eps``: a number (the layer's own ε is not used, so a symbolic-ε layer can be evaluated).
+    Returns ``{'y': ...}`` and, with ``grad_out``, the gradients named as the check names them
+    (``dx``, ``dweight``, ``dbias``; ``dgamma``, ``dbeta`` for batchnorm_channel_first): float64
+    arrays (nearest doubles), or object arrays of mpf with ``as_float=False``.  Computed by
+    ``layer.forward`` and the closed-form backward (:mod:`symbolic_bn.graphs.closed_forms`).
+    """
+    from .. import layers as L
+    if not isinstance(layer, L.Layer):
+        raise ValueError(f"layer must be a symbolic_bn.layers.Layer; got {type(layer).__name__}")
+    if not _is_int(dps) or dps < MIN_DPS:
+        raise ValueError(f"dps must be an int >= {MIN_DPS}; got {dps!r}")
+    view = _LayerView(layer)
+    with mp.workdps(dps):
+        arrays = {}
+        for name, value, want in (("x", x, view.shape), ("weight", weight, view.weight_shape),
+                                  ("bias", bias, view.weight_shape if view.has_bias else None),
+                                  ("grad_out", grad_out, view.shape)):
+            if value is None:
+                if name in ("x", "weight") or (name == "bias" and view.has_bias):
+                    raise ValueError(f"{name} is required for {layer.name}")
+                arrays[name] = None
+                continue
+            if want is None:
+                raise ValueError(f"bias must be None for {layer.name} (it has no bias)")
+            arr = np.asarray(value, dtype=object)
+            if arr.shape != tuple(want):
+                raise ValueError(f"{name} must have shape {tuple(want)}; got {arr.shape}")
+            arrays[name] = _mp_array(arr)
+        eps_mp = _mpf_exact(eps)
+        xs = view.mp_rows(arrays["x"])
+        ws = view.param_rows(arrays["weight"])
+        bs = view.param_rows(arrays["bias"]) if view.has_bias else None
+        _rows_forward(view, xs, ws, bs, eps_mp)  # refuses a point outside the domain
+        ref = _closed_form_reference(layer, arrays["x"], arrays["weight"], arrays["bias"],
+                                     arrays["grad_out"], eps_mp)
+        out = {"y": ref["y"]}
+        if arrays["grad_out"] is not None:
+            out[view.grad_names[0]] = ref["dx"]
+            out[view.grad_names[1]] = ref["dweight"]
+            if view.has_bias:
+                out[view.grad_names[2]] = ref["dbias"]
+        if as_float:
+            out = {k: np.vectorize(float, otypes=[np.float64])(v) for k, v in out.items()}
+    return out
+
+
+def _crosscheck_layer(forward, backward, layer, eps_used, eps_value, dtype, dps, points, seed,
+                      inputs, families, budget) -> "CrosscheckResult":
+    """:func:`crosscheck` for a Layer (its layout, its statistics groups, its closed forms)."""
+    from .calling import takes_namespace
+    np_dtype = _NP_DTYPES[dtype]
+    view = _LayerView(layer)
+    user = view.prepare_inputs(inputs, np_dtype)
+    checked = (("forward",) if forward is not None else ()) + \
+              (("backward",) if backward is not None else ())
+    out_names = (FORWARD_OUTPUTS if forward is not None else ()) + \
+                (view.grad_names if backward is not None else ())
+    u = _UNIT_ROUNDOFF[dtype]
+
+    plan = []
+    for i in range(points):
+        fam = families[i % len(families)]
+        rng = np.random.default_rng([seed, i])
+        plan.append((fam, i) + view.generate(fam, rng, i, eps_used, np_dtype) + (eps_used,))
+    for k, (x, w, b, g) in enumerate(user):
+        if g is None:
+            g = view.to_layout(_gen_grad(np.random.default_rng([seed, points + k, 1]),
+                                         view.matrix)).astype(np_dtype)
+        plan.append(("user", points + k, x, w, b, g, eps_used))
+    probe_eps = _probe_eps(eps_used, np_dtype)
+    probe_family = "small_variance" if "small_variance" in families else families[0]
+    i = points + len(user)
+    plan.append((EPS_PROBE, i) + view.generate(probe_family, np.random.default_rng([seed, i, 3]), i,
+                                               probe_eps, np_dtype) + (probe_eps,))
+
+    reports = {name: OutputReport(name) for name in out_names}
+    bias_name = view.grad_names[2] if view.has_bias else None
+    bessel_ratios = {name: 0.0 for name in out_names if name != bias_name}
+    fam_reports: dict = {}
+    ref_checks, seen_family, problems, notes = [], set(), [], []
+    points_done, timed_out = 0, False
+    fw_xp = forward is not None and takes_namespace(forward, 4)
+    bw_xp = backward is not None and takes_namespace(backward, 5)
+    arg_names = view.arg_names if view.has_bias else view.arg_names + ("bias",)
+
+    with mp.workdps(dps):
+        try:
+            with time_budget(budget):
+                for fam, i, x, w, b, g, pt_eps in plan:
+                    eps_mp = mp.mpf(pt_eps)
+                    where = f"point {i} (family {fam!r})"
+                    fr = fam_reports.setdefault(fam, FamilyReport(fam))
+                    fr.points += 1
+                    xm, wm, bm, gm = _mp_array(x), _mp_array(w), _mp_array(b), _mp_array(g)
+                    xs, gs = view.mp_rows(xm), view.mp_rows(gm)
+                    ws = view.param_rows(wm)
+                    bs = view.param_rows(bm) if view.has_bias else None
+                    try:
+                        fw = _rows_forward(view, xs, ws, bs, eps_mp)
+                    except ValueError as exc:
+                        if fam == "user":
+                            raise ValueError(f"inputs[{i - points}] (eps={pt_eps!r} as {dtype}): "
+                                             f"{exc}") from None
+                        raise ValueError(
+                            f"eps={eps_value!r} (as {dtype}: {pt_eps!r}) is not usable here: the "
+                            f"generated point families need {view.word} + eps > 0 in every statistics "
+                            f"group of {view.text}, but the generated {where} violates it ({exc}).  "
+                            "Use eps > 0 or a negative eps much smaller in magnitude than the "
+                            "groups' statistics") from None
+                    bw = _rows_backward(view, fw, ws, gs)
+                    ref = _closed_form_reference(layer, xm, wm, bm, gm, eps_mp)
+                    scales = _layer_scales(view, xs, ws, bs, gs, fw, bw)
+                    if view.n > 1:
+                        fw_b = _rows_forward(view, xs, ws, bs, eps_mp, ddof=1)
+                        bessel = {"y": fw_b["y"], **_rows_backward(view, fw_b, ws, gs)}
+                    else:
+                        bessel = None
+                        bessel_ratios = {name: math.inf for name in bessel_ratios}
+                    if fam not in seen_family and fam != EPS_PROBE:
+                        seen_family.add(fam)
+                        fig = _layer_self_check(view, xm, wm, bm, gm, eps_mp, ref, fw, bw,
+                                                np.random.default_rng([seed, i, 2]), dps)
+                        ref_checks.append({"family": fam, "point": i, **fig})
+
+                    got, got_label = {}, {}
+                    if forward is not None:
+                        out, label = _call(forward, "forward", (x, w, b, pt_eps, np),
+                                           arg_names, where, notes, with_xp=fw_xp)
+                        got["y"] = _as_output(out, label, "the output", view.shape)
+                        got_label["y"] = _fname(forward, "forward")
+                    if backward is not None:
+                        out, label = _call(backward, "backward", (x, w, b, g, pt_eps, np),
+                                           arg_names + ("grad_out",), where, notes, with_xp=bw_xp)
+                        k = len(view.grad_names)
+                        what = "(" + ", ".join(view.grad_names) + ")"
+                        if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") \
+                                or isinstance(out, np.ndarray):
+                            raise ImplementationError(f"{label} must return a tuple {what}; "
+                                                      f"got {type(out).__name__}")
+                        if len(out) != k:
+                            raise ImplementationError(f"{label} must return {k} arrays {what}; "
+                                                      f"got {len(out)}")
+                        shapes = (view.shape, view.weight_shape, view.weight_shape)
+                        for name, value, want in zip(view.grad_names, out, shapes):
+                            got[name] = _as_output(value, label, name, want)
+                            got_label[name] = _fname(backward, "backward")
+
+                    tol_e = mp.mpf(BOUND_FACTOR) * mp.mpf(u)
+                    tol_r = tol_e * _growth(view.reduction_terms(
+                        probe_family if fam == EPS_PROBE else fam, x))
+                    ref_of = {"y": ref["y"]}
+                    bref_of = {}
+                    if backward is not None:
+                        ref_of.update(zip(view.grad_names, (ref["dx"], ref["dweight"], ref.get("dbias"))))
+                    if bessel is not None:
+                        bref_of = {"y": bessel["y"], "dx": bessel["dx"], view.grad_names[1]: bessel["dweight"]}
+                    for name in out_names:
+                        arr, rdtype = got[name]
+                        _note_nonfinite(problems, reports[name], arr, name, got_label[name], where)
+                        rep = reports[name]
+                        if str(rdtype) not in rep.returned_dtypes:
+                            rep.returned_dtypes.append(str(rdtype))
+                        flat_got = arr.reshape(-1)
+                        flat_ref = np.asarray(ref_of[name], dtype=object).reshape(-1)
+                        brefs = bref_of.get(name) if name in bessel_ratios else None
+                        if name in ("y", "dx"):
+                            key = "y" if name == "y" else "dx"
+                            items = [(np.unravel_index(int(j), view.shape), flat_got[j], flat_ref[j],
+                                      scales[key][c][p], scales["kappa"][c],
+                                      brefs[c][p] if brefs else None)
+                                     for c, row in enumerate(view.groups) for p, j in enumerate(row)]
+                        else:
+                            key = "dweight" if name == view.grad_names[1] else "dbias"
+                            items = [(np.unravel_index(kk, view.weight_shape), flat_got[kk], flat_ref[kk],
+                                      scales[key][kk], scales["kappa_param"][kk],
+                                      brefs[kk] if brefs else None) for kk in range(view.P)]
+                        items = [(tuple(int(t) for t in idx),) + tuple(rest) for idx, *rest in items]
+                        _score(rep, fr, name, items, tol_e, tol_r, bessel_ratios, fam, i, np_dtype)
+                    points_done += 1
+        except BudgetExceeded:
+            timed_out = True
+
+    for rep in reports.values():
+        rep.ok = rep.max_ratio <= 1.0
+    ok = all(rep.ok for rep in reports.values()) and not timed_out
+    probe_report = fam_reports.pop(EPS_PROBE, None)
+    return CrosscheckResult(
+        ok=ok, outputs=reports, families=fam_reports, reference_check=ref_checks,
+        dtype=dtype, dps=dps, eps=float(eps_value), eps_used=eps_used, shape=view.shape,
+        seed=int(seed), points=points, user_points=len(user), unit_roundoff=u,
+        bound_factor=BOUND_FACTOR, checked=checked, bessel_ratios=bessel_ratios,
+        forward_name=None if forward is None else _fname(forward, "forward"),
+        backward_name=None if backward is None else _fname(backward, "backward"),
+        problems=problems, notes=notes, budget=budget, complete=not timed_out,
+        points_checked=points_done, eps_probe=probe_report, eps_probe_value=probe_eps,
+        eps_probe_family=probe_family, layer=view.text, group_size=view.n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -728,6 +1336,13 @@ class CrosscheckResult:
     eps_probe: Optional["FamilyReport"] = None
     eps_probe_value: Optional[float] = None
     eps_probe_family: Optional[str] = None
+    layer: Optional[str] = None
+    group_size: Optional[int] = None
+
+    @property
+    def statistics_size(self) -> int:
+        """Entries per statistics group (H·W without a layer)."""
+        return self.group_size if self.group_size is not None else self.shape[1] * self.shape[2]
 
     @property
     def bessel_ratio(self) -> float:
@@ -753,6 +1368,8 @@ class CrosscheckResult:
             "eps": self.eps,
             "eps_used": self.eps_used,
             "shape": list(self.shape),
+            "layer": self.layer,
+            "group_size": self.statistics_size,
             "seed": self.seed,
             "points": self.points,
             "user_points": self.user_points,
@@ -781,7 +1398,8 @@ class CrosscheckResult:
     def summary(self) -> str:
         lines = []
         what = "+".join(self.checked)
-        lines.append(f"crosscheck [{what}]  dtype={self.dtype}  dps={self.dps}  eps={self.eps!r} "
+        lines.append(f"crosscheck [{what}]  " + (f"layer={self.layer}  " if self.layer else "")
+                     + f"dtype={self.dtype}  dps={self.dps}  eps={self.eps!r} "
                      f"(as {self.dtype}: {self.eps_used!r})  shape={self.shape}  "
                      f"points={self.points}+{self.user_points} user+1 eps probe  seed={self.seed}")
         lines.append(f"bound: {BOUND_FORMULA}, c = {self.bound_factor}, "
@@ -810,7 +1428,9 @@ class CrosscheckResult:
             lines.append(f"reference self-check ({rc['family']}#{rc['point']}): "
                          f"|FD - <t,J^T g>| = {rc['fd_vs_vjp']:.1e}, "
                          f"|<Jt,g> - <t,J^T g>| = {rc['jvp_vs_vjp']:.1e} "
-                         f"(threshold {rc['threshold']:.1e})")
+                         f"(threshold {rc['threshold']:.1e})"
+                         + (f", per-group vs closed forms {rc['groups_vs_closed_forms']:.1e}"
+                            if "groups_vs_closed_forms" in rc else ""))
         per = ", ".join(f"{k} {v:.3g}" for k, v in self.bessel_ratios.items())
         if self.bessel_caught:
             lines.append(f"N-1 (Bessel) variance: would be caught (an exact N-1 variance is off "
@@ -819,10 +1439,11 @@ class CrosscheckResult:
             weak = ", ".join(k for k, v in self.bessel_ratios.items() if not v > BESSEL_MARGIN)
             lines.append(f"WARNING: an N-1 (Bessel-corrected) variance could PASS this run: in "
                          f"{weak} it is off by only {self.bessel_ratio:.3g} x the bound (needs > "
-                         f"{BESSEL_MARGIN}; {per}) at N = {self.shape[1] * self.shape[2]} in {self.dtype}"
+                         f"{BESSEL_MARGIN}; {per}) at N = {self.statistics_size} in {self.dtype}"
                          + ("" if "sparse" in self.families else "; the 'sparse' family, which "
                             "catches it up to a much larger N, was not run")
-                         + " -- use float64 or a smaller H*W to rule it out")
+                         + " -- use float64 or a smaller " + ("statistics group" if self.layer else "H*W")
+                         + " to rule it out")
         for msg in self.notes:
             lines.append(f"note: {msg}")
         for msg in self.problems[:10]:
@@ -854,6 +1475,56 @@ def _ulp(ref_abs: float, np_dtype) -> float:
     return float(np.spacing(v))
 
 
+def _score(rep, fr, name, items, tol_e, tol_r, bessel_ratios, fam, i, np_dtype):
+    """Score one output at one point: ``items`` are ``(index, got, ref, (E, R), kappa, bessel_ref)``
+    per component (``bessel_ref`` None when not measured); updates the output's report ``rep``,
+    the family's report ``fr`` and ``bessel_ratios`` in place."""
+    fam_ratio = fr.max_ratio.get(name, 0.0)
+    fam_abs = fr.max_abs.get(name, 0.0)
+    fam_rel = fr.max_rel.get(name, 0.0)
+    fam_ulp = fr.max_ulp.get(name, 0.0)
+    for index, gv, ref, S, kappa, bref in items:
+        aref = abs(ref)
+        if not math.isfinite(float(gv)):
+            err = mp.inf        # NaN/inf: an infinite error, the output fails
+        else:
+            err = abs(mp.mpf(float(gv)) - ref)
+        E, R = S
+        bound = (tol_e * (aref + E) + tol_r * R) * (1 + tol_r * kappa)
+        if bref is not None and bound > 0:
+            bessel_ratios[name] = max(bessel_ratios[name], float(abs(bref - ref) / bound))
+        elif bref is not None and bref != ref:
+            bessel_ratios[name] = math.inf
+        errf = float(err)
+        reff = float(aref)
+        rel = errf / reff if reff > 0 else (0.0 if errf == 0 else math.inf)
+        ulp = errf / _ulp(reff, np_dtype)
+        if err == mp.inf:
+            ratio = math.inf
+        else:
+            ratio = float(err / bound) if bound > 0 else (0.0 if err == 0 else math.inf)
+        rep.components += 1
+        rep.max_abs = max(rep.max_abs, errf)
+        rep.max_rel = max(rep.max_rel, rel)
+        rep.max_ulp = max(rep.max_ulp, ulp)
+        fam_ratio = max(fam_ratio, ratio)
+        fam_abs = max(fam_abs, errf)
+        fam_rel = max(fam_rel, rel)
+        fam_ulp = max(fam_ulp, ulp)
+        if ratio > rep.max_ratio or not rep.worst:
+            rep.max_ratio = ratio
+            rep.bound = float(bound)
+            rep.worst = {"family": fam, "point": i, "index": list(index),
+                         "got": float(gv), "ref": float(ref), "error": errf,
+                         "bound": float(bound), "ratio": ratio}
+    fr.max_ratio[name] = fam_ratio
+    fr.max_abs[name] = fam_abs
+    fr.max_rel[name] = fam_rel
+    fr.max_ulp[name] = fam_ulp
+    if fam_ratio > 1:
+        fr.ok = False
+
+
 def _prepare_inputs(inputs, dtype):
     if inputs is None:
         return []
@@ -882,28 +1553,13 @@ def _prepare_inputs(inputs, dtype):
     return prepared
 
 
-def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] = None,
-               shape=(2, 4, 4), eps=1e-5, dtype="float64", dps=50, points=20, seed=0,
-               inputs=None, families=FAMILIES, budget=None) -> CrosscheckResult:
-    """Cross-check ``forward(x, gamma, beta, eps, xp)`` and/or
-    ``backward(x, gamma, beta, grad_out, eps, xp) -> (dx, dgamma, dbeta)`` against mpmath.
-
-    The functions are called positionally with NumPy arrays of ``dtype`` and ``xp=numpy``; ``eps``
-    is passed as a Python float equal to ``eps`` rounded to ``dtype``.  ``points`` generated points
-    are spread round-robin over ``families`` (a subset of :data:`FAMILIES`), and every dict of
-    ``inputs`` is checked too (family ``'user'``).  See the module docstring for the bound.
-    ``budget``: seconds for the whole run (``None`` or ``math.inf``: no limit); when it runs out
-    the result is incomplete (``complete`` false, ``ok`` false, "RESULT: INCOMPLETE"), never a
-    PASS.
-    """
+def _common_arguments(forward, backward, dtype, dps, points, seed, budget, families):
     if forward is None and backward is None:
         raise ValueError("give forward and/or backward: both are None, nothing to check")
     for role, fn in (("forward", forward), ("backward", backward)):
         if fn is not None and not callable(fn):
             raise ValueError(f"{role} must be callable; got {type(fn).__name__}")
     dtype = _normalize_dtype(dtype)
-    np_dtype = _NP_DTYPES[dtype]
-    shape = _validate_shape(shape)
     if not _is_int(dps) or dps < MIN_DPS:
         raise ValueError(f"dps must be an int >= {MIN_DPS}; got {dps!r}")
     if not _is_int(points) or points < 1:
@@ -911,19 +1567,104 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}")
     budget = check_budget(budget)
-    if isinstance(eps, bool) or not isinstance(eps, (numbers.Real, np.floating)):
-        raise ValueError(f"eps must be a finite real number; got {eps!r}")
-    if not math.isfinite(float(eps)):
-        raise ValueError(f"eps must be finite; got {eps!r}")
-    with np.errstate(over="ignore"):
-        eps_used = float(np_dtype(float(eps)))
-    if not math.isfinite(eps_used):
-        raise ValueError(f"eps={eps!r} overflows {dtype}")
     if isinstance(families, str):
         families = (families,)
     families = tuple(families)
     if not families or any(f not in FAMILIES for f in families):
         raise ValueError(f"families must be a non-empty subset of {FAMILIES}; got {families!r}")
+    return dtype, budget, families
+
+
+def _eps_in_dtype(eps, dtype, name="eps"):
+    if isinstance(eps, bool) or not isinstance(eps, (numbers.Real, np.floating)):
+        raise ValueError(f"{name} must be a finite real number; got {eps!r}")
+    if not math.isfinite(float(eps)):
+        raise ValueError(f"{name} must be finite; got {eps!r}")
+    with np.errstate(over="ignore"):
+        eps_used = float(_NP_DTYPES[dtype](float(eps)))
+    if not math.isfinite(eps_used):
+        raise ValueError(f"{name}={eps!r} overflows {dtype}")
+    return eps_used
+
+
+def _crosscheck_with_layer(forward, backward, shape, eps, dtype, dps, points, seed, inputs,
+                           families, budget, layer):
+    from .. import layers as L
+    if not isinstance(layer, L.Layer):
+        raise ValueError("layer must be a symbolic_bn.layers.Layer (e.g. layers.batch_norm((2, 3, 4)))"
+                         f"; got {type(layer).__name__}")
+    dtype, budget, families = _common_arguments(forward, backward, dtype, dps, points, seed,
+                                                budget, families)
+    if shape is not None:
+        try:
+            given = tuple(shape)
+        except TypeError:
+            raise ValueError(f"shape must be a tuple of ints; got {shape!r}") from None
+        if given != tuple(layer.input_shape):
+            raise ValueError(f"shape {given} differs from the layer's input shape "
+                             f"{tuple(layer.input_shape)}; pass one of them")
+    if layer.symbolic_eps:
+        value = DEFAULT_EPS if eps is None else eps
+        eps_used = _eps_in_dtype(value, dtype)
+        sym = layer.eps
+        for attr, ok, text in (("is_positive", lambda e: e > 0, "> 0"),
+                               ("is_negative", lambda e: e < 0, "< 0"),
+                               ("is_nonnegative", lambda e: e >= 0, ">= 0"),
+                               ("is_nonpositive", lambda e: e <= 0, "<= 0")):
+            if getattr(sym, attr) and not ok(float(value)):
+                raise ValueError(f"eps={value!r}: the layer's symbolic ε is declared {text}")
+    else:
+        value = float(layer.eps)
+        if eps is not None:
+            try:
+                same = float(eps) == value and not isinstance(eps, bool)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                raise ValueError(f"eps={eps!r} differs from the layer's ε = {layer.eps}: a layer with "
+                                 "a numeric ε is checked at that ε (pass eps only for a symbolic-ε layer)")
+        eps_used = _eps_in_dtype(value, dtype, "the layer's eps")
+    return _crosscheck_layer(forward, backward, layer, eps_used, value, dtype, dps, points, seed,
+                             inputs, families, budget)
+
+
+def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] = None,
+               shape=None, eps=None, dtype="float64", dps=50, points=20, seed=0,
+               inputs=None, families=FAMILIES, budget=None, *, layer=None) -> CrosscheckResult:
+    """Cross-check ``forward(x, gamma, beta, eps, xp)`` and/or
+    ``backward(x, gamma, beta, grad_out, eps, xp) -> (dx, dgamma, dbeta)`` against mpmath.
+
+    Without ``layer``: the channel-first BatchNorm at ``shape`` = (C, H, W) (default (2, 4, 4)),
+    ``eps`` default 1e-5.  The functions are called positionally with NumPy arrays of ``dtype``
+    and ``xp=numpy``; ``eps`` is passed as a Python float equal to ``eps`` rounded to ``dtype``.
+    ``points`` generated points are spread round-robin over ``families`` (a subset of
+    :data:`FAMILIES`), and every dict of ``inputs`` is checked too (family ``'user'``).  See the
+    module docstring for the bound.  ``budget``: seconds for the whole run (``None`` or
+    ``math.inf``: no limit); when it runs out the result is incomplete (``complete`` false, ``ok``
+    false, "RESULT: INCOMPLETE"), never a PASS.
+
+    With ``layer`` (a :class:`symbolic_bn.layers.Layer`, section "Every layer" of the module
+    docstring): ``forward(x, weight, bias, eps[, xp])`` / ``backward(x, weight, bias, grad_out,
+    eps[, xp]) -> (dx, dweight, dbias)`` in the layer's own layout (rms_norm: ``bias`` is None and
+    the backward returns ``(dx, dweight)``); ``xp=numpy`` is passed only to functions that declare
+    it.  ``shape`` may be left out (else it must be the layer's).  The layer's ε is used when it
+    is a number (``eps`` may then only repeat it); with a symbolic ε, ``eps`` (default 1e-5) is
+    used.  ``inputs`` dicts have the keys ``'x'``, the weight's and bias's argument names
+    (``'weight'``, ``'bias'``; ``'gamma'``, ``'beta'`` for batchnorm_channel_first) and optionally
+    ``'grad_out'``.
+    """
+    if layer is not None:
+        return _crosscheck_with_layer(forward, backward, shape, eps, dtype, dps, points, seed,
+                                      inputs, families, budget, layer)
+    if shape is None:
+        shape = DEFAULT_SHAPE
+    if eps is None:
+        eps = DEFAULT_EPS
+    dtype, budget, families = _common_arguments(forward, backward, dtype, dps, points, seed,
+                                                budget, families)
+    np_dtype = _NP_DTYPES[dtype]
+    shape = _validate_shape(shape)
+    eps_used = _eps_in_dtype(eps, dtype)
     user = _prepare_inputs(inputs, np_dtype)
 
     checked = (("forward",) if forward is not None else ()) + \
@@ -1052,57 +1793,15 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
                             brefs = bessel[name] if bessel and name in bessel_ratios else None
                             flat = arr.reshape(C, -1)
                             items = [((c, p // x.shape[2], p % x.shape[2]), flat[c, p], refs[c][p],
-                                      scales[name][c][p], c, brefs[c][p] if brefs else None)
+                                      scales[name][c][p], scales["kappa"][c],
+                                      brefs[c][p] if brefs else None)
                                      for c in range(C) for p in range(n)]
                         else:
                             refs = bw[name]
                             brefs = bessel[name] if bessel and name in bessel_ratios else None
-                            items = [((c,), arr[c], refs[c], scales[name][c], c,
+                            items = [((c,), arr[c], refs[c], scales[name][c], scales["kappa"][c],
                                       brefs[c] if brefs else None) for c in range(C)]
-                        fam_ratio = fr.max_ratio.get(name, 0.0)
-                        fam_abs = fr.max_abs.get(name, 0.0)
-                        fam_rel = fr.max_rel.get(name, 0.0)
-                        fam_ulp = fr.max_ulp.get(name, 0.0)
-                        for index, gv, ref, S, c, bref in items:
-                            aref = abs(ref)
-                            if not math.isfinite(float(gv)):
-                                err = mp.inf        # NaN/inf: an infinite error, the output fails
-                            else:
-                                err = abs(mp.mpf(float(gv)) - ref)
-                            E, R = S
-                            bound = (tol_e * (aref + E) + tol_r * R) * (1 + tol_r * scales["kappa"][c])
-                            if bref is not None and bound > 0:
-                                bessel_ratios[name] = max(bessel_ratios[name], float(abs(bref - ref) / bound))
-                            elif bref is not None and bref != ref:
-                                bessel_ratios[name] = math.inf
-                            errf = float(err)
-                            reff = float(aref)
-                            rel = errf / reff if reff > 0 else (0.0 if errf == 0 else math.inf)
-                            ulp = errf / _ulp(reff, np_dtype)
-                            if err == mp.inf:
-                                ratio = math.inf
-                            else:
-                                ratio = float(err / bound) if bound > 0 else (0.0 if err == 0 else math.inf)
-                            rep.components += 1
-                            rep.max_abs = max(rep.max_abs, errf)
-                            rep.max_rel = max(rep.max_rel, rel)
-                            rep.max_ulp = max(rep.max_ulp, ulp)
-                            fam_ratio = max(fam_ratio, ratio)
-                            fam_abs = max(fam_abs, errf)
-                            fam_rel = max(fam_rel, rel)
-                            fam_ulp = max(fam_ulp, ulp)
-                            if ratio > rep.max_ratio or not rep.worst:
-                                rep.max_ratio = ratio
-                                rep.bound = float(bound)
-                                rep.worst = {"family": fam, "point": i, "index": list(index),
-                                             "got": float(gv), "ref": float(ref), "error": errf,
-                                             "bound": float(bound), "ratio": ratio}
-                        fr.max_ratio[name] = fam_ratio
-                        fr.max_abs[name] = fam_abs
-                        fr.max_rel[name] = fam_rel
-                        fr.max_ulp[name] = fam_ulp
-                        if fam_ratio > 1:
-                            fr.ok = False
+                        _score(rep, fr, name, items, tol_e, tol_r, bessel_ratios, fam, i, np_dtype)
                     points_done += 1
         except BudgetExceeded:
             timed_out = True
