@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ from symbolic_bn.report.sections import Record, Section
 
 EXE = shutil.which("symbolic-bn")
 SHAPE = "1x2x2"  # the quick report; the committed reports/ use the default shapes
+HAVE_TORCH = find_spec("torch") is not None
+# pictures: BN (4) + layers (2) + higher order (1) + torch's measured modes (1) + cross-check (1)
+N_SVGS = 9 if HAVE_TORCH else 8
 NS = "{http://www.w3.org/2000/svg}"
 needs_exe = pytest.mark.skipif(EXE is None, reason="the symbolic-bn console script is not installed "
                                "(pip install -e . first)")
@@ -98,7 +102,12 @@ def test_files_and_schema(report_dir):
     for r in cc["runs"]:
         assert set(r["result"]["outputs"]) == {"y", "dx", "dgamma", "dbeta"}
     index = json.loads((out / "index.json").read_text())
-    assert [s["id"] for s in index["sections"]] == ["batchnorm", "bounds", "crosscheck"]
+    expected = ["batchnorm", "layers", "higher-order"] + (["autodiff-torch"] if HAVE_TORCH else []) \
+        + ["bounds", "crosscheck"]
+    assert [s["id"] for s in index["sections"]] == expected
+    # torch's wrong higher derivatives are findings about torch, listed as such, not failures
+    assert index["ok"] is True
+    assert all(f["audited"].startswith("torch ") for f in index["findings"])
     assert sorted(index["files"]) == names
 
 
@@ -174,7 +183,7 @@ def test_svg_files_are_well_formed_and_inlined(report_dir):
     out, _ = report_dir
     page = (out / "index.html").read_text()
     files = _svg_files(out)
-    assert len(files) == 5
+    assert len(files) == N_SVGS
     for f in files:
         root = _parse(f)
         assert root.tag == NS + "svg" and root.get("viewBox")
@@ -734,7 +743,7 @@ def test_html_renders_in_headless_chromium(report_dir, tmp_path):
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", LAYOUT_CHECK + "</body>"))
     got = _chromium_layout(probe)
-    assert got == {"svgs": 5, "problems": []}
+    assert got == {"svgs": N_SVGS, "problems": []}
     # the check can fail: a label pushed out of its picture, and two labels on top of each other
     bad = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 50 20" width="50" height="20">'
            '<text x="40" y="15" font-size="12">outside</text><text x="2" y="15" font-size="12">ab</text>'

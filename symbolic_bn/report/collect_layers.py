@@ -90,7 +90,7 @@ def layers_section(ctx: Context) -> Section:
                 if shape not in shapes:
                     continue
                 eps_word = "symbolic ε" if eps is None else "ε = 1e-5"
-                rid = f"layer-{kind}-{shape_name(shape)}-{'eps' if eps is None else 'eps1e-5'}"
+                rid = f"layer-{kind.replace('_', '-')}-{shape_name(shape)}-{'eps' if eps is None else 'eps1e-5'}"
                 rec = certificate_record(rid, f"{_label(layer)}, {eps_word}", cert, kind="layer",
                                          layer=kind, shape=list(shape), eps=[eps_word],
                                          seeds={"counterexample_search": PROVE_SEED}, seconds=seconds)

@@ -95,7 +95,8 @@ def layer_proof_times(series, key: str = "layer-proof-times") -> Figure:
     body = svg.line_chart(series, title=title, x_label="scalar inputs: x, weight, bias (log scale)",
                           y_label="seconds (log scale)", name=key, log_x=True, log_y=True)
     caption = ("Wall-clock time of each layer's complete certificate (ε symbolic) at growing shapes "
-               "(this machine, one run; a timing, not a claim), against the number of scalar inputs.")
+               "(this machine, one run; a timing, not a claim), against the number of scalar inputs. A shape "
+               "label is left out where it would cover another; hovering a point shows it.")
     return Figure(key, title, body, caption)
 
 

@@ -146,6 +146,8 @@ h3{margin:1.2em 0 .3em}
 .badge{display:inline-block;font-size:.8em;font-weight:bold;padding:.05em .45em;border-radius:3px;
 margin-right:.4em;letter-spacing:.03em}
 .badge.ok{background:#1e7e34;color:#fff} .badge.bad{background:#b00020;color:#fff}
+.badge.finding{background:#8a5a00;color:#fff;margin-left:.3em}
+.verdict.finding{background:#fff4e0;border-left:6px solid #8a5a00} .st.finding{color:#8a5a00;font-weight:bold}
 .lead{color:#444;margin:.2em 0}
 .statement{border-left:4px solid #8aa4c8;padding:.1em 0 .1em .8em;max-width:75em}
 table{border-collapse:collapse;margin:.4em 0 1.2em;font-size:13px}
@@ -174,6 +176,8 @@ def _status_class(text) -> str:
         return "st ok"
     if t.startswith("undecided"):
         return "st und"
+    if t.startswith("finding"):
+        return "st finding"
     return "st bad"
 
 
@@ -195,6 +199,12 @@ def _html_table(head, rows, status_col=None) -> str:
 def _badge(ok, claim) -> str:
     word = {"proved": ("PROVED", "NOT PROVED"), "cross-checked": ("PASS", "FAIL")}[claim]
     return f'<span class="badge {"ok" if ok else "bad"}">{word[0] if ok else word[1]}</span>'
+
+
+def _finding_badge(s) -> str:
+    if any(r.audited and not r.ok for r in s.records):
+        return '<span class="badge finding">FINDINGS</span>'
+    return ""
 
 
 def _ok(flag) -> str:
@@ -228,11 +238,18 @@ def _totals(sections) -> str:
 
 
 def _first_screen(sections) -> list:
-    ok = all(s.ok for s in sections)
-    bad = [r.title for s in sections for r in s.records if not r.ok]
-    verdict = ("Everything below holds. " if ok else
+    ok = all(s.own_results_ok for s in sections)
+    bad = [r.title for s in sections for r in s.records if r.counts_against_report]
+    found = [r for s in sections for r in s.records if r.audited and not r.ok]
+    verdict = ("Everything symbolic-bn states below holds. " if ok else
                "NOT everything holds: " + ", ".join(bad) + " did not pass. ") + _totals(sections) + "."
     parts = [f'<p class="verdict {"ok" if ok else "bad"}">{_e(verdict)}</p>']
+    if found:
+        parts.append('<p class="verdict finding">' + _e(
+            "Findings about third-party code (its derivatives are wrong somewhere; these are "
+            "results of the checks, not failures of symbolic-bn): "
+            + "; ".join(f"{r.title} ({r.audited}): {counts_text(r.counts)}" for r in found) + ".")
+            + "</p>")
     heads = {"proved": ("What was proved",
                         "By exact algebra: rational arithmetic and polynomial identities, never "
                         "floating point or sampling. What could not be decided is reported as "
@@ -246,13 +263,13 @@ def _first_screen(sections) -> list:
             continue
         parts += [f"<h2>{_e(head)}</h2>", f'<p class="lead">{_e(lead)}</p>', '<ul class="claims">']
         for s in mine:
-            parts.append(f"<li>{_badge(s.ok, claim)}<b>{_e(s.title)}.</b> {_e(s.statement)} "
+            parts.append(f"<li>{_badge(s.own_results_ok, claim)}{_finding_badge(s)}<b>{_e(s.title)}.</b> {_e(s.statement)} "
                          f'<a href="#{_e(s.id)}">Details</a></li>')
         parts.append("</ul>")
     rows = []
     for s in sections:
         for r in s.records:
-            rows.append((r.title, "PASS" if r.ok else "FAIL", counts_text(r.counts),
+            rows.append((r.title, "PASS" if r.ok else ("FINDING" if r.audited else "FAIL"), counts_text(r.counts),
                          f"{r.seconds:.2f}", " / ".join(r.files)))
     parts.append("<h2>Counts</h2>")
     parts.append(_html_table(("result", "verdict", "counts", "time (s)", "files"), rows,
@@ -295,7 +312,7 @@ def _certificate_block(r) -> list:
 
 
 def _section(s) -> list:
-    parts = [f'<section id="{_e(s.id)}">', f"<h2>{_e(s.title)} {_badge(s.ok, s.claim)}</h2>",
+    parts = [f'<section id="{_e(s.id)}">', f"<h2>{_e(s.title)} {_badge(s.own_results_ok, s.claim)}{_finding_badge(s)}</h2>",
              f'<p class="statement">{_e(s.statement)}</p>']
     parts += [f'<p class="note">note: {_e(n)}</p>' for n in s.notes]
     parts += [_figure(f) for f in s.figures]

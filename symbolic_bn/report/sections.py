@@ -62,7 +62,11 @@ class Record:
     ``ok`` is its verdict, ``counts`` e.g. ``{"proved": 57, "failed": 0, "undecided": 0}`` or
     ``{"passed": 16, "failed": 0}``.  ``data["certificate"]``, when present, is a
     ``Certificate.to_dict()`` whose obligations are listed in the HTML and Markdown.
-    ``tables`` and ``figure_keys`` are repeated in the record's Markdown file."""
+    ``tables`` and ``figure_keys`` are repeated in the record's Markdown file.
+
+    ``audited`` names third-party code whose behaviour the record reports (e.g. ``"torch
+    2.13.0+cpu"``): its failures are *findings* about that code, shown as such, and do not make
+    the report fail (the report's exit status is about symbolic-bn's own results)."""
     id: str
     title: str
     ok: bool
@@ -71,6 +75,11 @@ class Record:
     data: dict
     tables: list = field(default_factory=list)
     figure_keys: list = field(default_factory=list)
+    audited: str = ""
+
+    @property
+    def counts_against_report(self) -> bool:
+        return not self.ok and not self.audited
 
     @property
     def certificate(self):
@@ -99,6 +108,11 @@ class Section:
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.records)
+
+    @property
+    def own_results_ok(self) -> bool:
+        """Every record about symbolic-bn's own results holds (audited records excluded)."""
+        return not any(r.counts_against_report for r in self.records)
 
     def validate(self) -> None:
         """Raise ValueError when ids or claims would make files collide or be misfiled."""

@@ -397,7 +397,10 @@ def line_chart(series, *, title, x_label, y_label, name="lines", log_x=False, lo
             taken.append((px - 5, py - 5, px + 5, py + 5))
         for px, py, p in placed:
             if len(p) > 2 and p[2]:
-                x, y, anchor = _free_label_spot(p[2], px, py, 12, taken)
+                spot = _free_label_spot(p[2], px, py, 12, taken)
+                if spot is None:  # every spot overlaps: the point's tooltip still names it
+                    continue
+                x, y, anchor = spot
                 taken.append(text_box(p[2], x, y, 12, anchor))
                 c.text(x, y, p[2], size=12, anchor=anchor, cls="point-label")
     if len(series) > 1:
@@ -413,14 +416,14 @@ def _overlaps(a, b) -> bool:
 
 def _free_label_spot(label, px, py, size, taken):
     """First of above-right, below-right, above-left, below-left of a point whose label box
-    overlaps nothing placed yet (above-right when all overlap)."""
+    overlaps nothing placed yet (None when all overlap)."""
     spots = [(px + 7, py - 7, "start"), (px + 7, py + 7 + ASCENT * size, "start"),
              (px - 7, py - 7, "end"), (px - 7, py + 7 + ASCENT * size, "end")]
     for x, y, anchor in spots:
         box = text_box(label, x, y, size, anchor)
         if not any(_overlaps(box, t) for t in taken):
             return x, y, anchor
-    return spots[0]
+    return None
 
 
 def _hex_rgb(h):

@@ -31,7 +31,7 @@ SYMBOLIC_EPS = "ε symbolic (any real ε with var_c + ε > 0)"
 
 _SIDE_CONDITION = re.compile(r"(?P<slot>\S+?)_i\s*(?P<cond>[<>≤≥≠=].*?) for every i "
                              r"\(side condition of (?P<kind>\w+)\)")
-_WHERE_Z = re.compile(r"where z (?P<cond>[<>≤≥≠=]\s*\S+)")
+_WHERE_Z = re.compile(r"where z (?P<cond>[<>≤≥≠=]\s*[^\s,]+)")
 
 
 def _clean(text) -> str:
@@ -48,6 +48,12 @@ def _explain_z(statement: str, assumptions) -> str:
     var_c + ε in the BatchNorm graph``, from the obligation's side-condition assumption."""
     m = _WHERE_Z.search(statement)
     if not m:
+        return statement
+    if "z being the input of" in statement:     # the stage already names z: add what the slot means
+        for slot, meaning in SLOT_MEANING.items():
+            named = f"the slot {slot}"
+            if named in statement and f"{named} =" not in statement:
+                return statement.replace(named, f"{named} = {meaning} in the BatchNorm graph", 1)
         return statement
     for a in assumptions or ():
         sc = _SIDE_CONDITION.search(_clean(a))
