@@ -176,6 +176,11 @@ def _assert_correct(role, fn, *, shapes, eps, numeric, budget, points, options, 
     (so a caller keeps them even when the assertion then fails).  Returns the list of results."""
     __tracebackhide__ = True
     who = who or f"assert_{role}_correct"
+    if "shape" in options:  # one shape, as the checks and the pytest fixture spell it
+        one = options.pop("shape")
+        if shapes is not DEFAULT_SHAPES:
+            raise TypeError(f"{who}: give shape= or shapes=, not both")
+        shapes = [one]
     if numeric not in (None, True, False):
         raise ValueError(f"{who}: numeric must be None, True or False, got {numeric!r}")
     checker = check_backward if role == "backward" else check_forward

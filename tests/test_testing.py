@@ -181,3 +181,10 @@ def test_unknown_option_is_refused_naming_it():
 def test_bad_shapes_are_refused(shapes):
     with pytest.raises(ValueError, match="assert_backward_correct: shapes"):
         assert_backward_correct(B.backward_closed_form, shapes=shapes)
+
+
+def test_one_shape_keyword_as_the_checks_spell_it():
+    certs = assert_backward_correct(B.backward_staged, shape=(1, 2, 3))
+    assert len(certs) == 1 and "1x2x3" in certs[0].to_dict()["subject"]
+    with pytest.raises(TypeError, match="shape= or shapes="):
+        assert_backward_correct(B.backward_staged, shape=(1, 2, 3), shapes=[(1, 2, 2)])
