@@ -139,6 +139,13 @@ class Layer:
                 f"eps = {self.eps} with statistics groups of one element: their variance is 0, so the "
                 f"domain {self.domain_text()} is empty (every statement would hold vacuously); use "
                 "eps > 0 or larger groups")
+        if (isinstance(self.eps, sympy.Symbol) and centered and min(len(m) for m in members.values()) == 1
+                and (self.eps.is_nonpositive or self.eps.is_negative)):
+            # the same emptiness for a symbol declared ≤ 0 (a symbol with zero=True included)
+            raise ValueError(
+                f"eps = {self.eps} is declared ≤ 0 and the statistics groups have one element: their "
+                f"variance is 0, so the domain {self.domain_text()} is empty (every statement would hold "
+                "vacuously); use a real or positive ε, or larger groups")
 
     # -- structure
     @property

@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import inspect
+import types
 import numbers
 from fractions import Fraction
 
 import numpy as np
 
-from ..exact.budget import BudgetExceeded
+from ..exact.budget import BudgetExceeded, untrusted_code
 from ..exact.errors import BranchError, UndefinedValue, UnsupportedOperation
 from ..exact.value import Value
 from .crosscheck import ImplementationError
@@ -31,7 +32,9 @@ def function_name(fn) -> str:
 
 
 def takes_namespace(fn, n_data: int) -> bool:
-    """Whether ``fn`` wants the namespace: a parameter ``xp``, or n_data + 1 positional ones."""
+    """Whether ``fn`` wants the namespace: a parameter ``xp``, or n_data + 1 positional ones whose
+    last has no default or a module as default (``np=numpy``).  A last parameter with another
+    default (``bug=False``) is the user's own option, never the namespace."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -42,7 +45,10 @@ def takes_namespace(fn, n_data: int) -> bool:
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return False
-    return len(positional) == n_data + 1
+    if len(positional) != n_data + 1:
+        return False
+    default = positional[-1].default
+    return default is inspect.Parameter.empty or isinstance(default, types.ModuleType)
 
 
 def undefined_error(message):
@@ -55,14 +61,21 @@ def call(fn, role: str, args: list, xp):
     """``fn(*args[, xp])`` with every failure turned into an ImplementationError (module doc)."""
     label = f"{role} {function_name(fn)!r}"
     try:
-        if takes_namespace(fn, len(args)):
-            params = inspect.signature(fn).parameters
-            if "xp" in params and params["xp"].kind == inspect.Parameter.KEYWORD_ONLY:
-                return fn(*args, xp=xp)
-            return fn(*args, xp)
-        return fn(*args)
+        with untrusted_code():  # the user's `except Exception:` cannot swallow the budget
+            if takes_namespace(fn, len(args)):
+                params = inspect.signature(fn).parameters
+                if "xp" in params and params["xp"].kind == inspect.Parameter.KEYWORD_ONLY:
+                    return fn(*args, xp=xp)
+                return fn(*args, xp)
+            return fn(*args)
     except BudgetExceeded:
         raise
+    except KeyboardInterrupt:  # the person at the keyboard, not a verdict
+        raise
+    except (SystemExit, GeneratorExit) as exc:
+        # sys.exit(0) inside the checked code must not end the check (or the test run) with status 0
+        raise ImplementationError(f"{label} raised {type(exc).__name__}({exc}) -- it tried to end the "
+                                  "process (or the check) instead of returning") from exc
     except BranchError as exc:
         raise ImplementationError(f"{label}: {exc}") from exc
     except UndefinedValue as exc:
@@ -75,7 +88,8 @@ def call(fn, role: str, args: list, xp):
         raise err from exc
     except RecursionError as exc:
         raise ImplementationError(f"{label} raised RecursionError") from exc
-    except Exception as exc:  # noqa: BLE001 - wrapped with the function's name
+    except BaseException as exc:  # noqa: BLE001 - wrapped with the function's name (a BaseException
+        # of the user's own cannot get past the check either)
         raise ImplementationError(f"{label} raised {type(exc).__name__}: {exc}") from exc
 
 

@@ -224,7 +224,7 @@ import mpmath
 import numpy as np
 from mpmath import mp
 
-from ..exact.budget import BudgetExceeded, check_budget, time_budget
+from ..exact.budget import BudgetExceeded, check_budget, time_budget, untrusted_code
 
 __all__ = [
     "crosscheck",
@@ -666,10 +666,11 @@ def _call(fn, role, args, names, where, notes, with_xp=True):
     label = f"{_fname(fn, role)} at {where}"
     arrays = [None if a is None else a.copy() for a in args[:-2]]  # eps and xp are the last two
     try:
-        out = fn(*arrays, *(args[-2:] if with_xp else args[-2:-1]))
-    except BudgetExceeded:
+        with untrusted_code():  # the user's `except Exception:` cannot swallow the budget
+            out = fn(*arrays, *(args[-2:] if with_xp else args[-2:-1]))
+    except (BudgetExceeded, KeyboardInterrupt):
         raise
-    except Exception as exc:  # noqa: BLE001 - report any failure of the user's code
+    except BaseException as exc:  # noqa: BLE001 - report any failure of the user's code (sys.exit included)
         raise ImplementationError(f"{label} raised {type(exc).__name__}: {exc}") from exc
     for name, a, original in zip(names, arrays, args):
         if a is not None and not np.array_equal(a, original, equal_nan=True):

@@ -101,7 +101,11 @@ class PointSearch:
                     continue
                 if kind == "entry at mean" and len(members) > 1:
                     rest = [x[idx] for idx in members[1:]]
-                    x[members[0]] = sum(rest, Fraction(0)) / len(rest) if layer.centered else Fraction(0)
+                    at_mean = sum(rest, Fraction(0)) / len(rest) if layer.centered else Fraction(0)
+                    # in a two-element group the entry at the mean makes the group constant (var = 0):
+                    # outside the domain when ε ≤ 0, so that group keeps its generic entries there
+                    if not (layer.centered and len(members) == 2 and eps <= 0):
+                        x[members[0]] = at_mean
                 stat = _statistic(layer, [x[idx] for idx in members])
                 if stat + eps <= 0:
                     if stat == 0:

@@ -37,6 +37,12 @@ class BudgetExceeded(Exception):
     """Raised inside a :func:`time_budget` block when its time has run out."""
 
 
+class _BudgetExceededInUntrustedCode(BaseException):
+    """What the alarm raises while :func:`untrusted_code` runs (a user's function): not an
+    Exception, so the user's ``except Exception:`` cannot swallow it (a retry loop would otherwise
+    outlive every budget); :func:`untrusted_code` turns it back into BudgetExceeded."""
+
+
 #: Budgets above this many seconds are treated as "no limit" (setitimer cannot take much more).
 MAX_TIMER_SECONDS = 1e9
 #: Shortest timer ever armed: a budget that is (nearly) used up still fires, and promptly.
@@ -79,6 +85,28 @@ class _Budget:
 
 
 _STACK: list = []  # active budgets of the main thread, innermost last
+_UNTRUSTED_DEPTH = [0]  # > 0 while untrusted_code() runs
+
+
+@contextlib.contextmanager
+def untrusted_code():
+    """Run a user's function under the enclosing budget so that it cannot outlive it.
+
+    While the block runs the alarm raises an exception that ``except Exception`` does not catch;
+    it leaves the block as :class:`BudgetExceeded`.  A function that swallowed it anyway (a bare
+    ``except:``) and returned after the deadline also gives BudgetExceeded (the alarm has been
+    spent, so nothing else would stop what follows).  A bare ``except:`` loop that never returns
+    cannot be stopped in-process.
+    """
+    _UNTRUSTED_DEPTH[0] += 1
+    try:
+        yield
+    except _BudgetExceededInUntrustedCode as exc:
+        raise BudgetExceeded(str(exc)) from None
+    finally:
+        _UNTRUSTED_DEPTH[0] -= 1
+    if _STACK and _STACK[-1].active and time.monotonic() >= _STACK[-1].deadline:
+        raise BudgetExceeded(f"time budget of {_STACK[-1].seconds:g} s exceeded (inside the user's function)")
 
 
 def _timer_supported() -> bool:
@@ -119,7 +147,8 @@ def time_budget(seconds: float | None):
         # A no-op once the block is being left: an alarm whose handling in Python was delayed
         # into the tear-down must neither interrupt it nor reach the handler restored after it.
         if state.active:
-            raise BudgetExceeded(f"time budget of {seconds:g} s exceeded")
+            kind = _BudgetExceededInUntrustedCode if _UNTRUSTED_DEPTH[0] else BudgetExceeded
+            raise kind(f"time budget of {seconds:g} s exceeded")
 
     previous_handler = None
     foreign_timer = (0.0, 0.0)

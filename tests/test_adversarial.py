@@ -1,0 +1,81 @@
+"""Adversarial regression tests (issue 11, "No false verdicts"): each one a way a hostile or
+careless function (or argument) made a check give a wrong verdict, hang, or end the process.
+
+Each test fails on the code before its fix; shapes are small and nothing asserts a time.
+"""
+import sys
+import time
+
+import numpy as np
+import pytest
+import sympy
+
+import bn_implementations as B
+from symbolic_bn import check_backward, check_forward, crosscheck, layers
+from symbolic_bn.checks.crosscheck import ImplementationError
+
+
+# -- a symbolic ε declared ≤ 0 with one-element statistics groups: an empty domain ---------------
+
+@pytest.mark.parametrize("assumption", ["negative", "nonpositive", "zero"])
+def test_symbolic_eps_declared_nonpositive_with_one_element_groups_is_refused(assumption):
+    eps = sympy.Symbol("e", **{assumption: True})
+    # before: a deep "no rational point found" ValueError (negative) or 3 vacuous 'proved' (zero)
+    with pytest.raises(ValueError, match=r"^check_backward: eps = e is declared ≤ 0 .* is empty"):
+        check_backward(B.backward_closed_form, shape=(2, 1, 1), eps=eps)
+    with pytest.raises(ValueError, match=r"^eps = e is declared ≤ 0 .* is empty"):
+        layers.instance_norm((1, 2, 1), eps=eps)
+    assert check_backward(B.backward_closed_form, shape=(2, 1, 2), eps=eps).ok  # var > 0 possible
+
+
+# -- the checked code ends the check: sys.exit, BaseException ----------------------------------
+
+def _exits(x, gamma, beta, g, eps, xp):
+    sys.exit(0)
+
+
+class _Escape(BaseException):
+    pass
+
+
+def _escapes(x, gamma, beta, g, eps, xp):
+    raise _Escape("not an Exception")
+
+
+@pytest.mark.parametrize("fn, name", [(_exits, "SystemExit"), (_escapes, "_Escape")])
+def test_checked_code_that_exits_is_an_implementation_error(fn, name):
+    # before: SystemExit(0) left check_backward (a script's exit status 0 after a check)
+    with pytest.raises(ImplementationError, match=f"raised {name}"):
+        check_backward(fn)
+    with pytest.raises(ImplementationError, match=f"raised {name}"):
+        crosscheck(backward=fn, shape=(2, 2, 3), points=2)
+
+
+# -- the checked code swallows the budget ------------------------------------------------------
+
+def test_except_exception_in_checked_code_cannot_swallow_the_budget():
+    caught = []
+
+    def stubborn(x, gamma, beta, g, eps, xp):
+        for _ in range(40):  # a retry loop: before, it caught the budget and ran on (or forever)
+            try:
+                time.sleep(0.05)
+            except Exception as exc:  # noqa: BLE001 - the point of the test
+                caught.append(exc)
+        return B.backward_closed_form(x, gamma, beta, g, eps, xp)
+
+    cert = check_backward(stubborn, budget=0.3)
+    assert caught == []
+    assert [ob.status for ob in cert] == ["undecided"] * 3
+    assert "budget" in cert.obligations[0].detail
+
+
+# -- ε ≤ 0 with two-element groups: the 'entry at mean' point made the group constant ---------
+
+@pytest.mark.parametrize("eps", [-0.01, sympy.Symbol("e", negative=True)])
+def test_entry_at_mean_point_stays_inside_a_domain_with_nonpositive_eps(eps):
+    # before: ValueError "no rational point with var_c + ε > 0 ... found" from the point search
+    cert = check_backward(B.backward_closed_form, shape=(2, 1, 2), eps=eps)
+    assert cert.ok
+    wrong = check_backward(B.wrong_sign, shape=(2, 1, 2), eps=eps)
+    assert wrong.failed()
