@@ -1,33 +1,51 @@
 """The ``symbolic-bn`` command line.
 
-Subcommands: ``prove`` (the BatchNormChannelFirst certificate), ``check`` (a user's forward /
-backward implementation: exact symbolic check when it takes ``xp``, mpmath cross-check otherwise),
-``bounds`` (inference BatchNorm IBP / derivative boxes and their certificate), ``report``
-(regenerates ``reports/``) and ``explain`` (the glossary, :mod:`symbolic_bn.glossary`).
+Subcommands:
 
-Exit status: 0 when everything checked holds, 1 when an obligation failed or a check did not
-pass (or is undecided), 2 for bad usage or input.  User errors are one line on stderr.
-Nothing typed on the command line goes through ``eval`` or ``sympify``: shapes are matched by a
-strict pattern, numbers parsed by :func:`symbolic_bn.exact.numbers.to_exact` (integers by an
-ASCII-digit pattern), ``MODULE:FUNCTION`` is validated by an identifier pattern and imported with
-:mod:`importlib`, and ``path/to/file.py:FUNCTION`` is loaded from that file with
-``importlib.util.spec_from_file_location``.  All output is assembled before anything is printed,
-so an error never leaves a partial report on stdout.  ``--json`` prints one JSON object with a
-boolean ``"ok"`` for every subcommand.
+* ``prove`` -- the exact certificate of a layer's backward: TorchLean's channel-first BatchNorm
+  graph by default, any layer of :mod:`symbolic_bn.layers` with ``--layer`` (``--shape``,
+  ``--groups``, ``--normalized-shape``), higher derivatives with ``--order 2|3``
+  (:func:`symbolic_bn.prove`);
+* ``check`` -- a user's forward / backward (or, with ``--double-backward``, double backward)
+  proved exactly by :func:`symbolic_bn.checks.check.check_backward` & co.: functions with an
+  ``xp`` parameter get the exact namespace, functions without one run as unmodified NumPy code on
+  exact arrays (NumPy's override protocols), ``--framework torch|jax`` functions are traced and
+  run exactly (:mod:`symbolic_bn.checks.frameworks`); ``--numeric`` replaces the exact check by
+  the mpmath cross-check (:func:`symbolic_bn.crosscheck`).  An operation the exact engine cannot
+  do is reported by name as "NOT CHECKED" (verdict UNDECIDED, exit 1) -- the tool never switches
+  to the numeric cross-check on its own, so a PASS always means what was asked for;
+* ``autodiff`` -- a framework's own higher-order derivatives of a forward (a built-in
+  ``torch.nn.functional`` normalization or MODULE:FUNCTION), every nesting of fwd and rev up to
+  ``--order``: numerically against 50-digit references (:func:`symbolic_bn.crosscheck_autodiff`)
+  or, with ``--exact``, traced and proved (:func:`symbolic_bn.checks.framework_autodiff.check_autodiff`);
+* ``bounds`` (inference BatchNorm IBP / derivative boxes and their certificate), ``report``
+  (regenerates ``reports/``) and ``explain`` (the glossary, :mod:`symbolic_bn.glossary`).
 
-**The exit status belongs to the tool.**  ``check`` imports and runs the checked code in a child
-process (``multiprocessing``, 'fork' on Linux, 'spawn' elsewhere; the environment variable
-``SYMBOLIC_BN_CHILD_START`` overrides the start method) whose stdout and stderr go to a private
-temporary file.  The child sends its result -- the finished output lines and the status -- over a
-pipe, and the status is derived from that result only: checked code that calls ``os._exit(0)``
-(at import or while being checked), or whose ``atexit`` handler ends the interpreter, cannot
-change it.  No result means exit 1 and "the checked code ended the process before a verdict".
-What the checked code printed is relayed to stderr, each line prefixed ``checked code | ``, so it
-never mixes with the report or the ``--json`` object on stdout.  In the child the current
-directory (and, for ``file.py:FUNCTION``, the file's directory) is put first on ``sys.path``, as
-``python -m pytest`` and ``python file.py`` do -- after the tool's own modules are imported, so a
-local file cannot replace them.  ``SystemExit`` raised by the checked code at import is a usage
-error, while it is being checked a failed check.
+Exit status: 0 when everything checked holds, 1 when an obligation failed, a check did not pass,
+is undecided or could not be run exactly, 2 for bad usage or input.  User errors are one line on
+stderr.  Nothing typed on the command line goes through ``eval`` or ``sympify``: shapes are
+matched by a strict pattern, numbers parsed by :func:`symbolic_bn.exact.numbers.to_exact`
+(integers by an ASCII-digit pattern), ``MODULE:FUNCTION`` is validated by an identifier pattern
+and imported with :mod:`importlib`, and ``path/to/file.py:FUNCTION`` is loaded from that file
+with ``importlib.util.spec_from_file_location``.  All output is assembled before anything is
+printed, so an error never leaves a partial report on stdout.  ``--json`` prints one JSON object
+with a boolean ``"ok"`` for every subcommand.
+
+**The exit status belongs to the tool.**  ``check`` and ``autodiff`` import and run the checked
+code in a child process (``multiprocessing``, 'fork' on Linux, 'spawn' elsewhere; the environment
+variable ``SYMBOLIC_BN_CHILD_START`` overrides the start method) whose stdout and stderr go to a
+private temporary file.  The child sends its result -- the finished output lines and the status
+-- over a pipe, and the status is derived from that result only: checked code that calls
+``os._exit(0)`` (at import or while being checked), or whose ``atexit`` handler ends the
+interpreter, cannot change it.  No result means exit 1 and "the checked code ended the process
+before a verdict".  What the checked code printed is relayed to stderr, each line prefixed
+``checked code | ``, so it never mixes with the report or the ``--json`` object on stdout.  In
+the child the current directory (and, for ``file.py:FUNCTION``, the file's directory) is put
+first on ``sys.path``, as ``python -m pytest`` and ``python file.py`` do -- after the tool's own
+modules are imported, so a local file cannot replace them.  ``SystemExit`` raised by the checked
+code at import is a usage error, while it is being checked a failed check.  The parent never
+imports torch or jax (it only asks ``importlib.util.find_spec`` whether they are installed), so
+a forked child starts clean.
 
 Budgets (``--budget``): a positive number of seconds, or ``inf`` / ``none`` for no limit
 (validated by :func:`symbolic_bn.exact.budget.check_budget`).
@@ -38,7 +56,6 @@ import argparse
 import functools
 import importlib
 import importlib.util
-import inspect
 import json
 import math
 import multiprocessing
@@ -112,6 +129,134 @@ def parse_eps(text: str | None):
         return to_exact(text, name="--eps")
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+
+
+# ``AxBxC...``: 1 to 6 dimensions (a layer's input shape); ``3,4``: a normalized_shape
+DIMS_RE = re.compile(r"[0-9]{1,4}(?:x[0-9]{1,4}){0,5}", re.ASCII)
+NORMALIZED_RE = re.compile(r"[0-9]{1,4}(?:,[0-9]{1,4}){0,5}", re.ASCII)
+MAX_GROUPS = 4096
+
+#: The layers of symbolic_bn.layers (kept here so that --help needs no import of the layers).
+LAYER_NAMES = ("batchnorm_channel_first", "batch_norm", "instance_norm", "layer_norm", "group_norm",
+               "rms_norm")
+#: What --shape means for each layer, with an example that the layer accepts.
+LAYER_SHAPES = {
+    "batchnorm_channel_first": "CxHxW, e.g. 2x3x4",
+    "batch_norm": "NxC or NxCx<spatial>, e.g. 2x3x2x2",
+    "instance_norm": "NxCx<spatial>, e.g. 1x3x4x4",
+    "layer_norm": "any shape ending in --normalized-shape, e.g. 2x3x4 with --normalized-shape 3,4",
+    "group_norm": "NxCx<spatial> with --groups dividing C, e.g. 2x4x3 with --groups 2",
+    "rms_norm": "any shape ending in --normalized-shape, e.g. 2x3x4 with --normalized-shape 4",
+}
+
+
+def parse_dims(text, option: str = "--shape"):
+    """A layer's input shape ``AxBx...`` (1 to 6 positive integers joined by ``x``)."""
+    if not isinstance(text, str) or not DIMS_RE.fullmatch(text):
+        raise UsageError(f"{option} must be positive integers joined by x (e.g. 2x3x2x2), got {text!r}")
+    dims = tuple(int(d) for d in text.split("x"))
+    if min(dims) <= 0:
+        raise UsageError(f"{option} dimensions must be positive, got {text!r}")
+    return dims
+
+
+def parse_normalized_shape(text):
+    """``--normalized-shape``: comma-separated positive sizes (``3,4``)."""
+    if not isinstance(text, str) or not NORMALIZED_RE.fullmatch(text):
+        raise UsageError(f"--normalized-shape must be positive integers separated by commas (e.g. 3,4), "
+                         f"got {text!r}")
+    dims = tuple(int(d) for d in text.split(","))
+    if min(dims) <= 0:
+        raise UsageError(f"--normalized-shape sizes must be positive, got {text!r}")
+    return dims
+
+
+def layer_spec(name, shape_text, groups_text, normalized_text, eps_text) -> dict:
+    """Validate ``--layer NAME --shape ... [--groups G] [--normalized-shape ...]`` (and ``--eps``)
+    and return plain values (they reach a 'spawn' child); :func:`build_layer` makes the Layer.
+    Each problem is a usage error naming its option."""
+    if name not in LAYER_NAMES:
+        raise UsageError(f"--layer must be one of {', '.join(LAYER_NAMES)}, got {name!r}")
+    if groups_text is not None and name != "group_norm":
+        raise UsageError(f"--groups is only for --layer group_norm (got --layer {name})")
+    if normalized_text is not None and name not in ("layer_norm", "rms_norm"):
+        raise UsageError(f"--normalized-shape is only for --layer layer_norm or rms_norm (got --layer {name})")
+    if shape_text is None:
+        if name != "batchnorm_channel_first":
+            raise UsageError(f"--layer {name} needs --shape ({LAYER_SHAPES[name]})")
+        shape = _default_shape()
+    else:
+        shape = parse_dims(shape_text)
+    groups = normalized = None
+    if name == "group_norm":
+        if groups_text is None:
+            raise UsageError("--layer group_norm needs --groups G (the number of groups, dividing C)")
+        groups = parse_int(groups_text, "--groups", 1, MAX_GROUPS)
+    if name in ("layer_norm", "rms_norm"):
+        if normalized_text is None:
+            raise UsageError(f"--layer {name} needs --normalized-shape (the trailing sizes the statistics "
+                             f"reduce over, e.g. {shape[-1]})")
+        normalized = parse_normalized_shape(normalized_text)
+    parse_eps(eps_text)  # a usage error naming --eps
+    spec = {"name": name, "shape": shape, "groups": groups, "normalized_shape": normalized, "eps": eps_text}
+    build_layer(spec)  # every constructor check, before anything runs
+    return spec
+
+
+def build_layer(spec):
+    """The :class:`symbolic_bn.layers.Layer` of a :func:`layer_spec`; a constructor's ValueError
+    becomes a usage error naming the option it is about."""
+    from . import layers
+    name, shape = spec["name"], tuple(spec["shape"])
+    eps = parse_eps(spec["eps"])
+    try:
+        if name == "batchnorm_channel_first":
+            if len(shape) != 3:
+                raise ValueError(f"shape: batchnorm_channel_first takes CxHxW (3 dimensions), got "
+                                 f"{_shape_text(shape)}")
+            return layers.batchnorm_channel_first(*shape, eps=eps)
+        if name == "group_norm":
+            return layers.group_norm(shape, spec["groups"], eps=eps)
+        if name in ("layer_norm", "rms_norm"):
+            return getattr(layers, name)(shape, tuple(spec["normalized_shape"]), eps=eps)
+        return getattr(layers, name)(shape, eps=eps)
+    except ValueError as exc:
+        msg = _one_line(exc)
+        option = "--shape"
+        for prefix, opt in (("groups", "--groups"), ("normalized_shape", "--normalized-shape"),
+                            ("eps", "--eps")):
+            if msg.startswith(prefix):
+                option = opt
+        if msg.startswith("shape: "):
+            msg = msg[len("shape: "):]
+        raise UsageError(f"{option}: {msg} (--layer {name} --shape {_shape_text(shape)})") from None
+
+
+def layer_label(spec) -> str:
+    """``group_norm 2x4x3, G=2`` -- for progress lines."""
+    text = f"{spec['name']} {_shape_text(spec['shape'])}"
+    if spec.get("groups"):
+        text += f", G={spec['groups']}"
+    if spec.get("normalized_shape"):
+        text += f", normalized_shape={','.join(map(str, spec['normalized_shape']))}"
+    return text
+
+
+#: The extra that installs each framework (as symbolic_bn.checks.frameworks.INSTALL says).
+_FRAMEWORK_EXTRA = {"torch": ("PyTorch", "pip install 'symbolic-bn[torch]'"),
+                    "jax": ("JAX", "pip install 'symbolic-bn[jax]'")}
+
+
+def require_framework(framework: str, option: str = "--framework") -> None:
+    """A usage error naming the extra when ``framework`` is not installed (without importing it:
+    the checked code's child process imports it)."""
+    long_name, extra = _FRAMEWORK_EXTRA[framework]
+    try:
+        found = importlib.util.find_spec(framework) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(f"{option} {framework}: {long_name} is not installed: {extra}")
 
 
 def parse_budget(text, option: str = "--budget"):
@@ -260,22 +405,6 @@ def _min_dps() -> int:
     return int(MIN_DPS)
 
 
-def _takes_xp(fn, positional: int) -> bool:
-    """True when ``fn`` accepts an ``xp`` namespace (a parameter named ``xp`` or one more
-    positional parameter than the data arguments)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    params = list(sig.parameters.values())
-    if any(p.name == "xp" for p in params):
-        return True
-    if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return True
-    pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(pos) > positional
-
-
 # --------------------------------------------------------------------------------------------
 # progress on stderr
 # --------------------------------------------------------------------------------------------
@@ -344,27 +473,65 @@ def _common(p):
                    help="no progress line on stderr (shown only when stderr is a terminal)")
 
 
+def _layer_options(p, shape_help, repeat=False):
+    p.add_argument("--layer", choices=LAYER_NAMES, default=None, metavar="NAME",
+                   help="the normalization layer: " + ", ".join(LAYER_NAMES) + " (the layers of "
+                        "symbolic_bn.layers, named like torch.nn.functional's; default "
+                        "batchnorm_channel_first, TorchLean's channel-first BatchNorm)")
+    p.add_argument("--shape", action="append" if repeat else "store",
+                   default=None, metavar="SHAPE", help=shape_help)
+    p.add_argument("--groups", default=None, metavar="G",
+                   help="with --layer group_norm: the number of groups G (dividing the channels C)")
+    p.add_argument("--normalized-shape", dest="normalized_shape", default=None, metavar="N1,N2",
+                   help="with --layer layer_norm or rms_norm: the trailing sizes the statistics reduce "
+                        "over, comma-separated (e.g. 3,4 for an input 2x3x4)")
+
+
 GLOSSARY_POINTER = textwrap.fill(
-    f"Every term in the output (slot, seed, sqrtClamp, IBP, err/bound, ...) is explained by "
-    f"`symbolic-bn explain TERM`; `symbolic-bn explain` lists them all, and {README_GLOSSARY} "
-    f"has the same text.", width=92)
+    f"Every term in the output (slot, seed, sqrtClamp, IBP, err/bound, fwd-over-rev, ...) is "
+    f"explained by `symbolic-bn explain TERM`; `symbolic-bn explain` lists them all, and "
+    f"{README_GLOSSARY} has the same text.", width=92)
 
 _PROVE_DESCRIPTION = """\
-Prove, with exact algebra, that the backward of TorchLean's channel-first BatchNorm graph is
-right: for each of its 16 stages the jvp/vjp rules are the true derivative and its transpose,
-and end to end backprop(x, s) = J_E(x)^T s for every seed s on every slot, for all inputs with
-var_c + eps > 0 in every channel, at the given shape(s).  Also links the graph to the textbook
-BatchNorm backward and states the domain facts.  Each obligation is PROVED, FAILED (with an
-exact counterexample) or UNDECIDED (budget exhausted)."""
+Prove, with exact algebra, that a normalization layer's backward is right.  Default: TorchLean's
+channel-first BatchNorm graph (x of shape CxHxW); --layer batch_norm, instance_norm,
+layer_norm, group_norm or rms_norm (with --shape in the layer's own layout, --groups,
+--normalized-shape) proves that layer's graph.  For each stage the jvp/vjp rules are the true
+derivative and its transpose, and end to end backprop(x, s) = J_E(x)^T s for every seed s on
+every slot, for all inputs with var + eps > 0 in every statistics group, at the given shape(s);
+the graph is also linked to the closed-form backward and the domain facts are stated.  --order 2
+or 3 adds the higher derivatives: every nesting of fwd and rev (fwd-over-rev, ...) against the
+k-th derivative of the forward, Hessian symmetry, the tape closed under differentiation, and the
+closed-form double backward.  Each obligation is PROVED, FAILED (with an exact counterexample)
+or UNDECIDED (budget exhausted)."""
 
 _CHECK_DESCRIPTION = """\
-Check YOUR BatchNorm backward (and optionally forward) against the exact derivative.  A
-function with an xp parameter, e.g. backward(x, gamma, beta, grad_out, eps, xp=numpy), is run on
-exact symbolic arrays and proved equal to J^T grad_out for all inputs at the shape (or refuted
-with an exact counterexample); without xp (or with --numeric) it is cross-checked at float
-points against a high-precision mpmath reference.  The checked code runs in a child process:
-whatever it does (sys.exit, os._exit, atexit), the exit status is the tool's verdict, and
-what it prints goes to stderr.  The current directory is on the import path."""
+Prove YOUR backward (and optionally forward) exactly equal to the derivative of the layer.
+backward(x, gamma, beta, grad_out, eps[, xp]) -> (dx, dgamma, dbeta) is run once on exact
+symbolic arrays and proved equal to J^T grad_out for all inputs at the shape, or refuted with an
+exact counterexample.  A function with an xp parameter gets the exact namespace as xp; one
+without it runs unmodified: its np.sum, np.mean, np.sqrt, reshape, @, ... work on the exact
+arrays through NumPy's override protocols.  An operation the exact engine cannot do (np.tanh, a
+float buffer from np.zeros(shape), ...) is reported by name as NOT CHECKED (exit 1): the tool
+never falls back on its own; --numeric runs the mpmath cross-check instead.  --layer checks
+another layer in its own layout (backward(x, weight, bias, grad_out, eps[, xp])),
+--framework torch|jax a framework-native function (tensors in and out; traced and run
+exactly), --double-backward a double backward fn(x, weight, bias, grad_out, ggx, ggweight,
+ggbias, eps[, xp]) -> (gx, gweight, ggrad_out).  The checked code runs in a child process:
+whatever it does (sys.exit, os._exit, atexit), the exit status is the tool's verdict, and what
+it prints goes to stderr.  The current directory is on the import path."""
+
+_AUTODIFF_DESCRIPTION = """\
+Check a framework's own derivatives of a layer's forward f(x, weight, bias) -> y, to order 1,
+2 or 3: every nesting of forward (fwd) and reverse (rev) mode -- "fwd-over-rev" is a jvp of a
+vjp, JAX's Hessian-vector product -- in every API that runs it (torch.func, torch.autograd,
+torch.autograd.forward_ad; jax).  TARGET is a built-in (torch.nn.functional.batch_norm,
+instance_norm, layer_norm, group_norm, rms_norm, called with the layer's eps, groups,
+normalized_shape) or MODULE:FUNCTION.  By default each mode's value at random points is compared
+with a 50-digit reference of the layer under a dtype-aware bound (PASS/FAIL, ERROR when the
+framework raises); --exact traces each mode and proves it exactly (PROVED/FAILED with an exact
+counterexample re-confirmed by the framework/UNDECIDED).  Exit 1 when any row is not PASS or
+PROVED."""
 
 _BOUNDS_DESCRIPTION = """\
 Bounds of an inference-mode (model.eval()) BatchNorm layer, BN(x) = s*x + o per channel with
@@ -383,6 +550,9 @@ Explain a term the other subcommands print (case-insensitive; an index such as v
 dx[0, 0, 0] and obligation names such as stage.std.derivative are understood).  Without a
 term, list every term with a one-line explanation."""
 
+#: Mode names, for --help (symbolic_bn.checks.autodiff.MODES, which imports mpmath).
+_MODE_EXAMPLES = "fwd, rev, fwd-over-rev, rev-over-rev, fwd-over-fwd-over-rev, ..."
+
 
 def build_parser() -> argparse.ArgumentParser:
     shape = _shape_text(_default_shape())
@@ -390,10 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .obligations.prove import DEFAULT_BUDGET as PROVE_BUDGET
     fmt = argparse.RawDescriptionHelpFormatter
     p = _Parser(prog="symbolic-bn", formatter_class=fmt,
-                description="Exact proofs and cross-checks for channel-first BatchNorm backward rules "
-                            "(and sound bounds for inference BatchNorm).",
-                epilog=GLOSSARY_POINTER + "\n\nExit status: 0 = everything checked holds, 1 = failed or "
-                                          "undecided, 2 = bad usage or input.")
+                description=textwrap.fill(
+                    "Exact proofs and cross-checks of the backward rules of normalization layers "
+                    "(BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm) -- yours, and PyTorch's "
+                    "and JAX's own derivatives up to third order -- and sound bounds for inference "
+                    "BatchNorm.", width=92),
+                epilog=GLOSSARY_POINTER + "\n\nExit status: 0 = everything checked holds, 1 = failed, "
+                                          "undecided or not checked, 2 = bad usage or input.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
                            title="commands (symbolic-bn COMMAND --help for details)")
@@ -402,12 +575,16 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, description=description, formatter_class=fmt,
                               epilog=GLOSSARY_POINTER)
 
-    pr = add("prove", "prove the BatchNorm graph's backward exactly (certificate)", _PROVE_DESCRIPTION)
-    pr.add_argument("--shape", action="append", metavar="CxHxW",
-                    help=f"shape of the input x: channels x height x width (repeatable; default {shape})")
+    pr = add("prove", "prove a layer's backward (and higher derivatives) exactly: the certificate",
+             _PROVE_DESCRIPTION)
+    _layer_options(pr, f"the input shape (repeatable): CxHxW for the default layer (default {shape}); with "
+                       f"--layer, the layer's own layout such as 2x3x2x2 (NxCxHxW), required", repeat=True)
     pr.add_argument("--eps", action="append", metavar="EPS",
-                    help="'symbolic' (default: any real eps with var_c + eps > 0) or an exact number "
+                    help="'symbolic' (default: any real eps with var + eps > 0) or an exact number "
                          "such as 1e-5 or 1/100000 (repeatable)")
+    pr.add_argument("--order", default="1", metavar="K",
+                    help="1 (default): the backward; 2 or 3: also every second / third derivative "
+                         "(every nesting of fwd and rev, Hessian symmetry, double backward)")
     pr.add_argument("--backend", choices=["flint", "sympy"], default=None,
                     help="exact polynomial arithmetic: flint (python-flint, fast; the 'fast' extra) or "
                          "sympy (pure Python); same verdicts (default: the fastest installed)")
@@ -418,31 +595,72 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one line per obligation (no statement / assumes / method)")
     _common(pr)
 
-    ck = add("check", "check your own BatchNorm backward (and forward) implementation", _CHECK_DESCRIPTION)
+    ck = add("check", "prove your own backward (forward, double backward) exactly", _CHECK_DESCRIPTION)
     ck.add_argument("backward", metavar="MODULE:FUNCTION",
                     help="the backward to check, backward(x, gamma, beta, grad_out, eps[, xp]) -> "
-                         "(dx, dgamma, dbeta), as module:function (imported from the current directory "
-                         "or the installed packages) or path/to/file.py:function")
+                         "(dx, dgamma, dbeta) (with --layer: backward(x, weight, bias, grad_out, eps[, xp]) "
+                         "-> (dx, dweight, dbias), rms_norm: (dx, dweight)), as module:function (imported "
+                         "from the current directory or the installed packages) or path/to/file.py:function")
     ck.add_argument("--forward", metavar="MODULE:FUNCTION",
-                    help="also check forward(x, gamma, beta, eps[, xp]) -> y (same two spellings)")
-    ck.add_argument("--shape", default=None, metavar="CxHxW",
-                    help=f"shape of x: channels x height x width (default {shape}; bugs that depend on "
-                         f"larger sizes need larger shapes)")
+                    help="also check forward(x, gamma, beta, eps[, xp]) -> y (with --layer: forward(x, "
+                         "weight, bias, eps[, xp])), same two spellings")
+    ck.add_argument("--double-backward", dest="double_backward", action="store_true",
+                    help="MODULE:FUNCTION is a double backward fn(x, weight, bias, grad_out, ggx, ggweight, "
+                         "ggbias, eps[, xp]) -> (gx, gweight, ggrad_out) (PyTorch's shape), proved against "
+                         "the derivative of J^T grad_out")
+    _layer_options(ck, f"shape of x: CxHxW for the default layer (default {shape}); with --layer, the "
+                       f"layer's own layout such as 2x3x2x2 (NxCxHxW), required (bugs that depend on "
+                       f"larger sizes need larger shapes)")
+    ck.add_argument("--framework", choices=["torch", "jax"], default=None,
+                    help="the functions are framework-native (torch tensors or jax arrays in and out, "
+                         "float64, eps a float): traced (make_fx / make_jaxpr) and the trace proved "
+                         "exactly; needs the 'torch' or 'jax' extra; eps defaults to 1e-5")
     ck.add_argument("--eps", default=None, metavar="EPS",
-                    help="exact check: 'symbolic' (default) or an exact number; cross-check: a number "
-                         "(default 1e-5)")
+                    help="exact check: 'symbolic' (default; 1e-5 with --framework) or an exact positive "
+                         "number; cross-check: a number (default 1e-5)")
     ck.add_argument("--budget", default=f"{CHECK_BUDGET:g}", metavar="SECONDS",
-                    help=f"seconds per output of the exact check before it is UNDECIDED; inf or none: "
+                    help=f"seconds for each exact check before it is UNDECIDED; inf or none: "
                          f"no limit (default {CHECK_BUDGET:g})")
     ck.add_argument("--dtype", choices=["float32", "float64"], default="float64",
                     help="dtype of the numeric cross-check (default float64)")
     ck.add_argument("--dps", default="50",
                     help=f"mpmath digits of the cross-check reference, {_min_dps()}–{MAX_DPS} (default 50)")
     ck.add_argument("--numeric", action="store_true",
-                    help="skip the exact symbolic check: cross-check against mpmath only")
+                    help="instead of the exact check: cross-check at float points against mpmath only")
     ck.add_argument("--brief", action="store_true",
                     help="one line per obligation (no statement / assumes / method)")
     _common(ck)
+
+    ad = add("autodiff", "check torch's / jax's own derivatives of a layer, up to third order",
+             _AUTODIFF_DESCRIPTION)
+    ad.add_argument("target", metavar="TARGET",
+                    help="torch.nn.functional.batch_norm, ...instance_norm, ...layer_norm, ...group_norm, "
+                         "...rms_norm, or MODULE:FUNCTION / path/to/file.py:FUNCTION: f(x, weight, bias) -> y "
+                         "with framework tensors, implementing --layer with --eps")
+    _layer_options(ad, "the input shape in the layer's layout, e.g. 1x3x4x4 (required)")
+    ad.add_argument("--eps", default="1e-5", metavar="EPS",
+                    help="the layer's eps, a number (default 1e-5; f must use the same value)")
+    ad.add_argument("--order", default=None, metavar="K",
+                    help="check every mode of order 1 up to K (1, 2 or 3; default 3, with --exact 1)")
+    ad.add_argument("--modes", default="all", metavar="M1,M2",
+                    help=f"'all' (default) or comma-separated mode names up to --order ({_MODE_EXAMPLES})")
+    ad.add_argument("--framework", choices=["torch", "jax"], default="torch",
+                    help="the framework that differentiates f (default torch; jax needs MODULE:FUNCTION)")
+    ad.add_argument("--exact", action="store_true",
+                    help="trace every mode and prove it exactly (check_autodiff) instead of the numeric "
+                         "comparison (crosscheck_autodiff)")
+    ad.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                    help="dtype of the numeric comparison (default float64; --exact traces in float64)")
+    ad.add_argument("--points", default="5", metavar="N",
+                    help="random points of the numeric comparison, 1–1000 (default 5)")
+    ad.add_argument("--seed", default="0", metavar="S",
+                    help="seed of the random points and directions (default 0)")
+    ad.add_argument("--dps", default="50", metavar="D",
+                    help=f"digits of the numeric reference, 50–{MAX_DPS} (default 50)")
+    ad.add_argument("--budget", default=None, metavar="SECONDS",
+                    help="with --exact: seconds for the whole check before the rest is UNDECIDED; inf or "
+                         "none: no limit (default 600)")
+    _common(ad)
 
     bd = add("bounds", "interval (IBP) and derivative boxes of an inference BatchNorm layer",
              _BOUNDS_DESCRIPTION)
@@ -498,19 +716,30 @@ def _prove_budget(seconds):
 def _cmd_prove(args) -> int:
     from . import batchnorm_channel_first, prove
     from .report.text import certificate_text
-    shapes = [parse_shape(s) for s in (args.shape or [_shape_text(_default_shape())])]
-    epss = [parse_eps(e) for e in (args.eps or ["symbolic"])]
+    order = parse_int(args.order, "--order", 1, 3)
+    eps_texts = args.eps or ["symbolic"]
     budget = _prove_budget(parse_budget(args.budget, "--budget"))
+    if args.layer is None:
+        for opt, value in (("--groups", args.groups), ("--normalized-shape", args.normalized_shape)):
+            if value is not None:
+                raise UsageError(f"{opt} needs --layer ({'group_norm' if opt == '--groups' else 'layer_norm or rms_norm'})")
+        shapes = [parse_shape(s) for s in (args.shape or [_shape_text(_default_shape())])]
+        for e in eps_texts:
+            parse_eps(e)
+        subjects = [(f"proving {_shape_text(s)}", lambda s=s, e=e: batchnorm_channel_first(*s, eps=parse_eps(e)))
+                    for s in shapes for e in eps_texts]
+    else:
+        specs = [layer_spec(args.layer, s, args.groups, args.normalized_shape, e)
+                 for s in (args.shape or [None]) for e in eps_texts]
+        subjects = [(f"proving {layer_label(sp)}", lambda sp=sp: build_layer(sp)) for sp in specs]
     certs = []
     with Progress(args.quiet) as prog:
-        for shape in shapes:
-            for eps in epss:
-                prog.set(f"proving {_shape_text(shape)}")
-                try:
-                    graph = batchnorm_channel_first(*shape, eps=eps)
-                    certs.append(prove(graph, budget=budget, backend=args.backend))
-                except (ValueError, TypeError, OverflowError) as exc:  # bad shape/eps, empty domain, ...
-                    raise UsageError(_one_line(exc)) from None
+        for label, make in subjects:
+            prog.set(label + (f", order {order}" if order > 1 else ""))
+            try:
+                certs.append(prove(make(), budget=budget, backend=args.backend, order=order))
+            except (ValueError, TypeError, OverflowError) as exc:  # bad shape/eps, empty domain, ...
+                raise UsageError(_one_line(exc)) from None
     ok = all(c.ok for c in certs)
     out = []
     if args.json:
@@ -521,14 +750,13 @@ def _cmd_prove(args) -> int:
             out.append(certificate_text(c, verbose=not args.brief))
             out.append("")
     return (0 if ok else 1), out
-
-
 # --------------------------------------------------------------------------------------------
 # check: the parent validates the arguments, a child process imports and runs the checked code
 # --------------------------------------------------------------------------------------------
 
 def _drop_xp(fn):
-    """Wrap a function without an ``xp`` parameter for :func:`crosscheck` (which passes NumPy)."""
+    """Wrap a function without an ``xp`` parameter for the channel-first :func:`crosscheck`
+    (which always passes NumPy as the last argument)."""
     def wrapped(*args):
         return fn(*args[:-1])
     wrapped.__name__ = getattr(fn, "__name__", "function")
@@ -536,34 +764,50 @@ def _drop_xp(fn):
     return wrapped
 
 
-def _symbolic_check(kind, fn, shape, eps, budget, notes):
-    """Run ``symbolic_bn.checks.check.check_<kind>``; ``None`` (with a note) when it is unavailable or
-    the function uses an operation the symbolic namespace does not support."""
-    try:
-        check = importlib.import_module("symbolic_bn.checks.check")
-    except ImportError as exc:
-        notes.append(f"exact {kind} check unavailable (symbolic_bn.checks.check: {_one_line(exc)}); "
-                     f"using the mpmath cross-check")
-        return None
-    from .checks.crosscheck import ImplementationError
-    from .xp import UnsupportedOperation
-    try:
-        return getattr(check, f"check_{kind}")(fn, shape, eps, budget=budget)
-    except (UnsupportedOperation, ImplementationError) as exc:
-        unsupported = isinstance(exc, UnsupportedOperation) or \
-            isinstance(exc.__cause__, UnsupportedOperation)
-        if not unsupported:
-            raise  # the implementation raised or returned something malformed: a failed check
-        notes.append(f"{kind}: the symbolic namespace does not support an operation "
-                     f"({_one_line(exc.__cause__ or exc)}); using the mpmath cross-check")
-        return None
+#: Exceptions that mean "the exact engine cannot do this operation" (not "the code is wrong").
+_REFUSAL_TYPES = (("symbolic_bn.exact.errors", "UnsupportedOperation"),
+                  ("symbolic_bn.frontends.torch_errors", "UnsupportedTorchOp"),
+                  ("symbolic_bn.frontends.jax", "UnsupportedJaxPrimitive"))
+
+
+def _is_refusal(exc) -> bool:
+    """Whether an ImplementationError comes from an operation the exact engine (or a framework
+    interpreter) refuses: such a cause anywhere in its cause/context chain."""
+    kinds = []
+    for mod, name in _REFUSAL_TYPES:
+        module = sys.modules.get(mod)
+        if module is not None and isinstance(getattr(module, name, None), type):
+            kinds.append(getattr(module, name))
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if kinds and isinstance(e, tuple(kinds)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+_ROLE_ARITY = {"forward": 4, "backward": 5}  # data arguments before the optional xp
 
 
 def _check_plan(args) -> dict:
     """Everything ``check`` needs, validated in the parent (nothing of the checked code imported):
     plain values, so that the plan also reaches a 'spawn' child."""
-    shape = parse_shape(args.shape) if args.shape is not None else _default_shape()
-    eps_exact = parse_eps(args.eps)
+    framework = args.framework
+    if framework and args.numeric:
+        raise UsageError("--numeric cannot be combined with --framework: the mpmath cross-check calls "
+                         "NumPy code, while a framework function is checked exactly (drop --numeric)")
+    if args.double_backward and args.numeric:
+        raise UsageError("--double-backward has no numeric cross-check: drop --numeric")
+    if args.double_backward and framework:
+        raise UsageError("--double-backward checks xp or NumPy code, not --framework functions")
+    eps_text = args.eps
+    if framework:
+        eps_text = "1e-5" if eps_text is None else eps_text
+        if parse_eps(eps_text) is None:
+            raise UsageError(f"--eps: a --framework function takes eps as a float, so eps must be a number "
+                             f"such as 1e-5 (the default with --framework), got {eps_text!r}")
+    eps_exact = parse_eps(eps_text)
     if eps_exact is not None and not eps_exact > 0:
         raise UsageError(f"--eps must be positive, got {args.eps!r}")
     dps = parse_int(args.dps, "--dps", _min_dps(), MAX_DPS)
@@ -572,73 +816,121 @@ def _check_plan(args) -> dict:
         eps_float = 1e-5 if eps_exact is None else float(eps_exact)
     except (ValueError, OverflowError, TypeError):
         eps_float = math.nan
+    spec = None
+    if args.layer is not None or framework:
+        spec = layer_spec(args.layer or "batchnorm_channel_first", args.shape, args.groups,
+                          args.normalized_shape, eps_text)
+        shape = tuple(spec["shape"])
+    else:
+        for opt, value in (("--groups", args.groups), ("--normalized-shape", args.normalized_shape)):
+            if value is not None:
+                raise UsageError(f"{opt} needs --layer ({'group_norm' if opt == '--groups' else 'layer_norm or rms_norm'})")
+        shape = parse_shape(args.shape) if args.shape is not None else _default_shape()
     check_target_syntax(args.backward, "MODULE:FUNCTION")
     if args.forward:
         check_target_syntax(args.forward, "--forward")
-    return {"backward": args.backward, "forward": args.forward, "shape": shape,
-            "shape_text": _shape_text(shape), "eps": None if args.eps is None else args.eps,
-            "eps_float": eps_float, "dps": dps, "budget": budget, "dtype": args.dtype,
+    if framework:
+        require_framework(framework)
+    return {"command": "check", "backward": args.backward, "forward": args.forward,
+            "targets": [t for t in (args.backward, args.forward) if t],
+            "role": "double_backward" if args.double_backward else "backward",
+            "layer": spec, "framework": framework, "shape": shape,
+            "shape_text": layer_label(spec) if spec else _shape_text(shape),
+            "eps": eps_text, "eps_float": eps_float, "dps": dps, "budget": budget, "dtype": args.dtype,
             "numeric": bool(args.numeric), "brief": bool(args.brief), "json": bool(args.json),
             "cwd": os.getcwd()}
+
+
+def _exact_check(role, fn, plan, layer):
+    """One exact check through the public API: check_forward / check_backward (with ``layer=`` and
+    ``framework=`` when given) or check_double_backward."""
+    budget = plan["budget"]
+    if role == "double_backward":
+        try:
+            from .checks.double_backward import check_double_backward
+        except ImportError as exc:
+            raise UsageError(f"--double-backward is unavailable in this installation "
+                             f"(symbolic_bn.checks.double_backward: {_one_line(exc)})") from None
+        if layer is None:
+            return check_double_backward(fn, shape=plan["shape"], eps=parse_eps(plan["eps"]), budget=budget)
+        return check_double_backward(fn, layer=layer, budget=budget)
+    from .checks import check
+    api = check.check_forward if role == "forward" else check.check_backward
+    if layer is None:
+        return api(fn, plan["shape"], parse_eps(plan["eps"]), budget=budget)
+    if plan["framework"]:
+        return api(fn, layer=layer, budget=budget, framework=plan["framework"])
+    return api(fn, layer=layer, budget=budget)
+
+
+def _numeric_check(need, plan, layer):
+    """The mpmath cross-check of the functions in ``need`` ({'forward': fn, 'backward': fn})."""
+    from .checks.calling import takes_namespace
+    from .checks.crosscheck import crosscheck
+    eps_float = plan["eps_float"]
+    if not (eps_float > 0 and math.isfinite(eps_float)):
+        raise UsageError(f"--eps {plan['eps']!r} is not a positive finite float64, which the mpmath "
+                         f"cross-check needs")
+    common = dict(dtype=plan["dtype"], dps=plan["dps"])
+    if layer is None:  # channel-first crosscheck passes xp=numpy to every function
+        fns = {k: (f if takes_namespace(f, _ROLE_ARITY[k]) else _drop_xp(f)) for k, f in need.items()}
+        return crosscheck(forward=fns.get("forward"), backward=fns.get("backward"), shape=plan["shape"],
+                          eps=eps_float, **common)
+    return crosscheck(forward=need.get("forward"), backward=need.get("backward"), layer=layer,
+                      eps=eps_float if layer.symbolic_eps else None, **common)
 
 
 def _run_check(plan, say) -> tuple:
     """The check itself (in the child): returns ``(status, output lines)``; ``say(label)`` reports
     progress."""
+    from .checks.calling import takes_namespace
+    from .checks.crosscheck import ImplementationError
     from .report.text import certificate_text
-    shape, eps_exact, eps_float, dps = plan["shape"], parse_eps(plan["eps"]), plan["eps_float"], plan["dps"]
+    layer = build_layer(plan["layer"]) if plan["layer"] else None
     backward = _guard(load_target(plan["backward"], "MODULE:FUNCTION"))
     forward = _guard(load_target(plan["forward"], "--forward")) if plan["forward"] else None
 
-    notes, certs, numeric, failures = [], [], {}, []
+    notes, certs, numeric, failures, refused = [], [], {}, [], []
     need_numeric = {}
-    for kind, fn, npos in (("forward", forward, 4), ("backward", backward, 5)):
+    for role, fn in (("forward", forward), (plan["role"], backward)):
         if fn is None:
             continue
         if plan["numeric"]:
-            need_numeric[kind] = fn if _takes_xp(fn, npos) else _drop_xp(fn)
+            need_numeric[role] = fn
             continue
-        if not _takes_xp(fn, npos):
-            notes.append(f"{kind}: {getattr(fn, '__name__', 'function')} takes no xp argument; "
-                         f"using the mpmath cross-check")
-            need_numeric[kind] = _drop_xp(fn)
-            continue
-        say(f"exact {kind} check at {plan['shape_text']}")
-        from .checks.crosscheck import ImplementationError
+        if not plan["framework"] and role in _ROLE_ARITY and not takes_namespace(fn, _ROLE_ARITY[role]):
+            notes.append(f"{role}: {getattr(fn, '__name__', 'function')} takes no xp argument: run as "
+                         f"unmodified NumPy code on exact arrays")
+        say(f"exact {role.replace('_', ' ')} check at {plan['shape_text']}")
         try:
-            cert = _symbolic_check(kind, fn, shape, eps_exact, plan["budget"], notes)
+            cert = _exact_check(role, fn, plan, layer)
         except ImplementationError as exc:
-            failures.append(f"{kind}: {_one_line(exc)}")
+            (refused if _is_refusal(exc) else failures).append(f"{role}: {_one_line(exc)}")
             continue
         except (ValueError, TypeError) as exc:
-            raise UsageError(f"{kind}: {_one_line(exc)}") from None
-        if cert is None:
-            need_numeric[kind] = fn
-        else:
-            certs.append(cert)
+            raise UsageError(f"{role}: {_one_line(exc)}") from None
+        certs.append(cert)
     if need_numeric:
-        from .checks.crosscheck import crosscheck, ImplementationError
-        if not (eps_float > 0 and math.isfinite(eps_float)):
-            raise UsageError(f"--eps {plan['eps']!r} is not a positive finite float64, which the mpmath "
-                             f"cross-check needs")
-        say(f"mpmath cross-check ({plan['dtype']}, dps {dps})")
+        say(f"mpmath cross-check ({plan['dtype']}, dps {plan['dps']})")
         try:
-            res = crosscheck(forward=need_numeric.get("forward"), backward=need_numeric.get("backward"),
-                             shape=shape, eps=eps_float, dtype=plan["dtype"], dps=dps)
+            numeric = {"result": _numeric_check(need_numeric, plan, layer)}
         except ImplementationError as exc:
             # the implementation raised or returned the wrong shape: a failed check
             numeric = {"error": _one_line(exc)}
-            res = None
         except ValueError as exc:
             raise UsageError(_one_line(exc)) from None
-        if res is not None:
-            numeric = {"result": res}
-    ok = not failures and all(c.ok for c in certs) and \
-        (not numeric or ("result" in numeric and numeric["result"].ok))
+    res = numeric.get("result")
+    ok = not failures and not refused and all(c.ok for c in certs) and (not numeric or (res is not None and res.ok))
+    failed = bool(failures) or any(ob.status == "failed" for c in certs for ob in c) or "error" in numeric \
+        or (res is not None and any(not o.ok for o in res.outputs.values()))
+    verdict = "PASS" if ok else ("FAIL" if failed else "UNDECIDED")
+    hint = ("; --numeric cross-checks it against mpmath instead" if plan["role"] != "double_backward"
+            and not plan["framework"] else "")
     out = []
     if plan["json"]:
-        doc = {"ok": ok, "notes": notes, "failures": failures, "certificates": [c.to_dict() for c in certs],
-               "crosscheck": (numeric["result"].to_dict() if "result" in numeric else
+        doc = {"ok": ok, "verdict": verdict, "notes": notes, "failures": failures, "refused": refused,
+               "certificates": [c.to_dict() for c in certs],
+               "crosscheck": (res.to_dict() if res is not None else
                               ({"ok": False, "error": numeric["error"]} if numeric else None))}
         out.append(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
@@ -646,13 +938,12 @@ def _run_check(plan, say) -> tuple:
             out.append(f"note: {n}")
         for c in certs:
             out.append(certificate_text(c, verbose=not plan["brief"]))
-            failed = [ob for ob in c if ob.status == "failed"]
-            for ob in failed:
+            failed_obs = [ob for ob in c if ob.status == "failed"]
+            for ob in failed_obs:
                 out.append(f"COUNTEREXAMPLE {ob.name}: "
                            + ", ".join(f"{k}={v}" for k, v in (ob.counterexample or {}).items()))
             out.append("")
-        if "result" in numeric:
-            res = numeric["result"]
+        if res is not None:
             out.append(res.summary())
             for name, o in res.outputs.items():
                 if not o.ok:
@@ -661,18 +952,149 @@ def _run_check(plan, say) -> tuple:
             out.append(f"crosscheck FAILED: {numeric['error']}")
         for f in failures:
             out.append(f"FAILED {f}")
-        out.append("CHECK: " + ("PASS" if ok else "FAIL"))
+        for r in refused:
+            out.append(f"NOT CHECKED {r} (nothing was proved about it{hint})")
+        out.append(f"CHECK: {verdict}")
     return (0 if ok else 1), out
+
+
+# --------------------------------------------------------------------------------------------
+# autodiff: a framework's own derivatives, numerically (crosscheck_autodiff) or exactly
+# --------------------------------------------------------------------------------------------
+
+#: TARGET names of the built-in torch functions (symbolic_bn.checks.autodiff.BUILTIN_TARGETS).
+BUILTIN_TARGETS = tuple(f"torch.nn.functional.{n}" for n in
+                        ("batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm"))
+
+
+def _builtin_target(text):
+    """The full name of a built-in TARGET (``torch.nn.functional.X``, ``F.X`` or ``X``), else None."""
+    if not isinstance(text, str):
+        return None
+    short = text.rsplit(".", 1)[-1] if text.startswith(("torch.nn.functional.", "F.")) else text
+    full = f"torch.nn.functional.{short}"
+    return full if full in BUILTIN_TARGETS and text in (full, f"F.{short}", short) else None
+
+
+def _parse_modes(text, order):
+    from .checks import autodiff as A
+    if text == "all":
+        return "all"
+    modes = tuple(m.strip() for m in text.split(","))
+    try:
+        return list(A._check_modes(modes, order))
+    except ValueError as exc:
+        raise UsageError(f"--modes: {_one_line(exc).removeprefix('modes: ')}") from None
+
+
+def _autodiff_plan(args) -> dict:
+    builtin = _builtin_target(args.target)
+    framework = args.framework
+    if builtin and framework != "torch":
+        raise UsageError(f"TARGET {args.target} is a torch function; --framework {framework} needs "
+                         f"MODULE:FUNCTION (a {framework} function f(x, weight, bias) -> y)")
+    if not builtin:
+        if ":" not in args.target:
+            raise UsageError(f"TARGET must be one of {', '.join(BUILTIN_TARGETS)} or MODULE:FUNCTION "
+                             f"(or path/to/file.py:FUNCTION), got {args.target!r}")
+        check_target_syntax(args.target, "TARGET")
+    name = args.layer or (builtin.rsplit(".", 1)[-1] if builtin else None)
+    if name is None:
+        raise UsageError("--layer is needed with MODULE:FUNCTION: the layer f implements "
+                         f"({', '.join(LAYER_NAMES)})")
+    if args.shape is None:
+        raise UsageError(f"--shape is needed: the input shape of --layer {name} ({LAYER_SHAPES[name]})")
+    if parse_eps(args.eps) is None:
+        raise UsageError(f"--eps must be a number such as 1e-5 (f implements the layer with one eps), "
+                         f"got {args.eps!r}")
+    spec = layer_spec(name, args.shape, args.groups, args.normalized_shape, args.eps)
+    default_order = "1" if args.exact else "3"
+    order = parse_int(args.order if args.order is not None else default_order, "--order", 1, 3)
+    modes = _parse_modes(args.modes, order)
+    if args.exact and args.dtype != "float64":
+        raise UsageError("--dtype: --exact traces in float64 only (drop --dtype, or drop --exact for the "
+                         "numeric comparison in float32)")
+    if not args.exact and args.budget is not None:
+        raise UsageError("--budget is for --exact (the numeric comparison has no time budget)")
+    points = parse_int(args.points, "--points", 1, 1000)
+    seed = parse_int(args.seed, "--seed", 0, 2 ** 31 - 1)
+    dps = parse_int(args.dps, "--dps", 50, MAX_DPS)
+    budget = parse_budget(args.budget, "--budget") if args.budget is not None else 600.0
+    require_framework(framework)
+    return {"command": "autodiff", "target": builtin or args.target, "builtin": bool(builtin),
+            "targets": [] if builtin else [args.target], "layer": spec, "framework": framework,
+            "order": order, "modes": modes, "exact": bool(args.exact), "dtype": args.dtype,
+            "points": points, "seed": seed, "dps": dps, "budget": budget,
+            "shape_text": layer_label(spec), "json": bool(args.json), "cwd": os.getcwd()}
+
+
+def _run_autodiff(plan, say) -> tuple:
+    """crosscheck_autodiff or check_autodiff (in the child): ``(status, output lines)``."""
+    from .checks.crosscheck import ImplementationError
+    layer = build_layer(plan["layer"])
+    if plan["builtin"]:
+        from .checks.autodiff import builtin_function
+        try:
+            f = builtin_function(plan["target"], layer)
+        except ValueError as exc:
+            raise UsageError(f"TARGET {plan['target']}: {_one_line(exc)}") from None
+    else:
+        f = _guard(load_target(plan["target"], "TARGET"))
+    what = f"order {plan['order']} of {plan['target']} at {plan['shape_text']}"
+    if plan["exact"]:
+        try:
+            from .checks.framework_autodiff import autodiff_text, check_autodiff
+        except ImportError as exc:
+            raise UsageError(f"--exact is unavailable in this installation "
+                             f"(symbolic_bn.checks.framework_autodiff: {_one_line(exc)})") from None
+        say(f"tracing and proving {what}")
+        try:
+            cert = check_autodiff(f, layer, framework=plan["framework"], order=plan["order"],
+                                  modes=plan["modes"], budget=plan["budget"], seed=plan["seed"])
+        except ImplementationError as exc:  # f itself does not trace or run exactly: not checked
+            msg = _one_line(exc)
+            if plan["json"]:
+                return 1, [json.dumps({"ok": False, "verdict": "UNDECIDED", "error": msg, "certificates": []},
+                                      indent=2, ensure_ascii=False)]
+            return 1, [f"NOT CHECKED {plan['target']}: {msg} (no derivative of it was checked)",
+                       "AUTODIFF: UNDECIDED"]
+        except ValueError as exc:
+            raise UsageError(_one_line(exc)) from None
+        ok = cert.ok
+        verdict = "PASS" if ok else ("FAIL" if any(ob.status == "failed" for ob in cert) else "UNDECIDED")
+        if plan["json"]:
+            return (0 if ok else 1), [json.dumps({"ok": ok, "verdict": verdict, "certificates": [cert.to_dict()]},
+                                                 indent=2, ensure_ascii=False)]
+        return (0 if ok else 1), [autodiff_text(cert), f"AUTODIFF: {verdict}"]
+    from .checks.autodiff import crosscheck_autodiff
+    say(f"comparing {what} with the 50-digit reference")
+    try:
+        res = crosscheck_autodiff(f, layer, framework=plan["framework"], order=plan["order"],
+                                  modes=plan["modes"], dtype=plan["dtype"], points=plan["points"],
+                                  seed=plan["seed"], dps=plan["dps"])
+    except ValueError as exc:  # f raising or returning the wrong shape/dtype is bad input (the API's)
+        raise UsageError(_one_line(exc)) from None
+    ok = res.ok
+    verdict = "PASS" if ok else "FAIL"
+    if plan["json"]:
+        return (0 if ok else 1), [json.dumps({"ok": ok, "verdict": verdict, "crosscheck_autodiff": res.to_dict()},
+                                             indent=2, ensure_ascii=False)]
+    return (0 if ok else 1), [str(res), f"AUTODIFF: {verdict}"]
+
+
+_CHILD_COMMANDS = {"check": _run_check, "autodiff": _run_autodiff}
 
 
 def _preimport_tool():
     """Import what the check uses before the checked code's directories go first on sys.path, so
     a local file named like one of them (numpy.py, random.py, ...) cannot replace the tool's."""
-    for name in ("symbolic_bn.checks.check", "symbolic_bn.checks.crosscheck", "symbolic_bn.xp",
-                 "symbolic_bn.report.text", "symbolic_bn.exact.numbers"):
+    for name in ("symbolic_bn.checks.check", "symbolic_bn.checks.crosscheck", "symbolic_bn.checks.calling",
+                 "symbolic_bn.checks.double_backward", "symbolic_bn.checks.autodiff", "symbolic_bn.layers",
+                 "symbolic_bn.xp", "symbolic_bn.exact.errors", "symbolic_bn.report.text",
+                 "symbolic_bn.exact.numbers"):
         try:
             importlib.import_module(name)
-        except ImportError:  # reported where it is needed (e.g. as a note)
+        except ImportError:  # reported where it is needed (e.g. as a usage error)
             pass
 
 
@@ -691,7 +1113,7 @@ def _child_main(conn, plan, output_path):
                 pass
         _preimport_tool()
         extra = [plan["cwd"]]
-        for spec in (plan["backward"], plan["forward"]):
+        for spec in plan["targets"]:
             if spec and _is_file_target(spec):
                 d = os.path.dirname(os.path.abspath(spec.rpartition(":")[0]))
                 if d not in extra:
@@ -702,7 +1124,7 @@ def _child_main(conn, plan, output_path):
             conn.send(("progress", label))
 
         try:
-            status, lines = _run_check(plan, say)
+            status, lines = _CHILD_COMMANDS[plan["command"]](plan, say)
             message = ("result", status, lines)
         except UsageError as exc:
             message = ("usage", _one_line(exc))
@@ -818,19 +1240,18 @@ def _valid_result(msg) -> bool:
         all(isinstance(x, str) for x in msg[1:])
 
 
-def _cmd_check(args):
-    plan = _check_plan(args)
+def _in_child(plan, args, word, no_verdict_doc):
     msg, exitcode, relayed = _run_in_child(plan, args.quiet)
     for line in relayed:
         print(line, file=sys.stderr)
     if not _valid_result(msg):
         how = (f"it exited with status {exitcode}" if exitcode is not None and exitcode >= 0
                else f"it was killed by signal {-exitcode}" if exitcode is not None else "no result")
-        print(f"symbolic-bn: error: {NO_VERDICT} ({how}); check FAILED", file=sys.stderr)
+        print(f"symbolic-bn: error: {NO_VERDICT} ({how}); {word.lower()} FAILED", file=sys.stderr)
         if args.json:
-            return 1, [json.dumps({"ok": False, "error": NO_VERDICT, "notes": [], "failures": [NO_VERDICT],
-                                   "certificates": [], "crosscheck": None}, indent=2)]
-        return 1, ["CHECK: FAIL"]
+            return 1, [json.dumps({"ok": False, "verdict": "FAIL", "error": NO_VERDICT, **no_verdict_doc},
+                                  indent=2)]
+        return 1, [f"{word}: FAIL"]
     kind = msg[0]
     if kind == "result":
         return msg[1], msg[2]
@@ -841,6 +1262,15 @@ def _cmd_check(args):
     if kind == "exited":
         raise _CheckedCodeExited(msg[1])
     raise _InternalError(msg[1])
+
+
+def _cmd_check(args):
+    return _in_child(_check_plan(args), args, "CHECK",
+                     {"notes": [], "failures": [NO_VERDICT], "refused": [], "certificates": [], "crosscheck": None})
+
+
+def _cmd_autodiff(args):
+    return _in_child(_autodiff_plan(args), args, "AUTODIFF", {"certificates": []})
 
 
 class _CheckedCodeExited(Exception):
@@ -1095,7 +1525,7 @@ def main(argv=None) -> int:
             from . import __version__
             print(__version__)
             return 0
-        handler = {"prove": _cmd_prove, "check": _cmd_check, "bounds": _cmd_bounds,
+        handler = {"prove": _cmd_prove, "check": _cmd_check, "autodiff": _cmd_autodiff, "bounds": _cmd_bounds,
                    "report": _cmd_report, "explain": _cmd_explain}.get(args.command)
         if handler is None:
             parser.print_help(sys.stderr)

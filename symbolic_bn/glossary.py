@@ -86,10 +86,15 @@ ENTRIES: tuple[Entry, ...] = (
        aliases=("UNDECIDED",), see=("budget",)),
     _e("OK", V, """The summary verdict of a certificate: every obligation proved. NOT OK means
        at least one is failed or undecided.""", aliases=("NOT OK", "NOT")),
-    _e("PASS", V, """The verdict of `symbolic-bn check` ("CHECK: PASS") and of one output of
-       the cross-check: everything checked holds. FAIL: something failed or is undecided (exit
-       status 1). RESULT is the cross-check's own overall verdict.""",
-       aliases=("FAIL", "CHECK", "CHECK: PASS", "CHECK: FAIL", "RESULT"),
+    _e("PASS", V, """The verdict of `symbolic-bn check` ("CHECK: PASS"), of `symbolic-bn
+       autodiff` ("AUTODIFF: PASS"), of one output of the cross-check and of one row of the
+       autodiff table: everything checked holds (exit status 0). FAIL: something is wrong (a
+       failed obligation, an output or row outside its bound). UNDECIDED: nothing failed, but
+       something was neither proved nor refuted or could not be checked exactly (NOT CHECKED);
+       exit status 1 for both. RESULT is the cross-check's own overall verdict.""",
+       aliases=("FAIL", "CHECK", "CHECK: PASS", "CHECK: FAIL", "CHECK: UNDECIDED", "RESULT", "status",
+                "verdict", "AUTODIFF",
+                "AUTODIFF: PASS", "AUTODIFF: FAIL", "AUTODIFF: UNDECIDED"),
        see=("proved", "cross-check")),
     _e("counterexample", V, """Exact inputs (rationals such as 7/4, so nothing is rounded) at
        which the checked function and the reference differ. For `check` it names the entry
@@ -177,8 +182,11 @@ ENTRIES: tuple[Entry, ...] = (
        aliases=("cotangents", "δ", "g", "grad_out", "grad_output", "gradient"), see=("seed",)),
     _e("dx", D, """The outputs of a backward: dx, dgamma (dγ), dbeta (dβ) are the gradients with
        respect to x, the weight γ and the bias β, i.e. x.grad, bn.weight.grad, bn.bias.grad in
-       PyTorch for the upstream gradient grad_out. The forward's output is y.""",
-       aliases=("dgamma", "dbeta", "dγ", "dβ", "dγ_c", "dβ_c", "y", "dy", "outputs", "output")),
+       PyTorch for the upstream gradient grad_out. The forward's output is y. With --layer the
+       weight and bias are called weight and bias, their gradients dweight and dbias (rms_norm has
+       no bias: its backward returns (dx, dweight)).""",
+       aliases=("dgamma", "dbeta", "dγ", "dβ", "dγ_c", "dβ_c", "y", "dy", "outputs", "output", "dweight",
+                "dbias")),
     _e("totalized", D, """Lean's convention that makes every function total: sqrt(z) = 0 for
        z ≤ 0 and 1/0 = 0. "Totalized derivatives" are the derivative formulas used as written at
        every point, so sqrtClamp's derivative 1/(2·sqrt z) is 0 at z ≤ 0 and inv's -1/z² is 0 at
@@ -457,11 +465,12 @@ ENTRIES: tuple[Entry, ...] = (
 
     # ------------------------------------------------------------------ exact engine
     _e("xp", E, """An array-namespace parameter (like the array API's xp, or numpy passed as an
-       argument). A function written as f(x, gamma, beta, grad_out, eps, xp=numpy) can be run
-       by the tool on exact symbolic arrays, which makes an exact check possible; a function
-       without it is cross-checked numerically. The exact namespace has the functions listed in
-       symbolic_bn.xp.SUPPORTED_FUNCTIONS; a call of another one (xp.tanh, say) makes the check
-       fall back to the numeric cross-check, with a note.""",
+       argument). A function written as f(x, gamma, beta, grad_out, eps, xp=numpy) is given the
+       exact namespace as xp; a function without it is run unmodified, its NumPy calls working on
+       the exact arrays through NumPy's override protocols. Either way the check is exact. The
+       exact namespace has the functions listed in symbolic_bn.xp.SUPPORTED_FUNCTIONS; a call of
+       another one (xp.tanh, np.tanh, say) is reported by name as NOT CHECKED, never passed;
+       --numeric cross-checks such code numerically instead.""",
        aliases=("symbolic namespace", "exact symbolic namespace", "namespace", "array namespace",
                 "SymbolicNamespace", "SUPPORTED_FUNCTIONS", "symbolic_bn.xp.SUPPORTED_FUNCTIONS"),
        pattern=r"xp\.[a-z_][a-z0-9_]*", see=("cross-check",)),
@@ -520,6 +529,158 @@ ENTRIES: tuple[Entry, ...] = (
        u's of a channel summing to 0: an invertible change of variables that keeps the
        polynomials small, so an identity in m, u is one in x.""",
        aliases=("m_c", "u_c,p", "u_{c,p}")),
+    # ------------------------------------------------------------------ other layers, higher orders,
+    # frameworks (prove --layer / --order, check --layer / --framework / --double-backward, autodiff)
+    _e("layer", G, """The normalization layer a proof or check is about (--layer, the layers of
+       symbolic_bn.layers): batchnorm_channel_first (the default, TorchLean's), batch_norm,
+       instance_norm, layer_norm, group_norm, rms_norm, each in its own layout (the input shape
+       given by --shape, with --groups for group_norm and --normalized-shape for layer_norm and
+       rms_norm).""", aliases=("--layer", "layers", "symbolic_bn.layers"),
+       see=("statistics group", "batch_norm")),
+    _e("x_channel_first", G, """Slot of the batch_norm graph: x with its axes permuted so that
+       the channels come first, (N, C, *spatial) → (C, N, *spatial), before the reshape to one row
+       per channel; y_channel_first is the output before the permutation back.""",
+       aliases=("y_channel_first",), see=("permute",)),
+    _e("permute", G, """Node kind: an axis permutation (numpy.transpose, torch.permute): the
+       same numbers, axes reordered. Linear; its vjp applies the inverse permutation.""",
+       see=("x_channel_first",)),
+    _e("gather", G, """Node kind: a linear index-map broadcast, out[p] = v.flat[index[p]] (an entry
+       may be read any number of times); broadcastRow, broadcastCol, reshapes and permutations
+       are special cases. Its vjp sums the cotangent back into the entries read: scatterAdd.""",
+       aliases=("Gather",), see=("scatterAdd",)),
+    _e("scatterAdd", G, """Node kind: the transpose of a gather, adding each entry of its input into
+       the output entry it was read from (a sum over a broadcast axis is one); appears in the
+       backward graphs of the higher-order certificate.""", aliases=("scatter_add", "ScatterAdd"),
+       see=("gather",)),
+    _e("addEps", G, """Node kind: z ↦ z + ε elementwise (an elemwise with derivative 1); the stage
+       var_eps = var + ε, or mean_sq_eps = mean_sq + ε for RMSNorm.""", aliases=("add_const",)),
+    _e("scale(c)", G, """Node kind of the higher-order graphs: multiplication by the exact constant
+       c (scale(-1) negates, scale(1/N) takes a mean of N terms); zeros is the constant 0 array
+       (the derivative of a constant).""", aliases=("scale(-1)", "zeros"), pattern=r"scale\([^()]*\)"),
+    _e("x_sq", G, """Slots of the RMSNorm graph: x_sq = x ⊙ x, mean_sq its row mean (rowMean),
+       mean_sq_eps = mean_sq + ε, rms = sqrt(mean_sq_eps) (sqrtClamp), inv_rms = 1/rms (inv),
+       inv_rms_b broadcast to the rows; normalized = x ⊙ inv_rms_b. No centering and no β.""",
+       aliases=("mean_sq", "mean_sq_eps", "rms", "inv_rms", "inv_rms_b"), see=("rms_norm",)),
+    _e("torch.nn.functional.*", G, """The PyTorch functions the layers correspond to, and the
+       built-in TARGETs of `symbolic-bn autodiff`: torch.nn.functional.batch_norm (called in training
+       mode without running statistics), instance_norm, layer_norm, group_norm, rms_norm, with the
+       layer's eps (and groups, normalized_shape).""", aliases=("F.batch_norm", "TARGET"),
+       pattern=r"(torch\.nn\.functional|f)\.[a-z_]+"),
+    _e("order", D, """The derivative order k (--order): 1 is the gradient (the backward, one JVP or
+       VJP), 2 second derivatives (Hessian-vector products, the double backward), 3 third
+       derivatives. `prove --order k` adds the higher-order obligations of orders 2 … k;
+       `autodiff --order k` checks every mode of orders 1 … k (row 0 is the primal).""",
+       aliases=("--order", "higher order", "second order", "third order"), see=("mode",)),
+    _e("mode", D, """A nesting of forward mode (fwd: a JVP, torch.func.jvp, jax.jvp) and reverse
+       mode (rev: a VJP, what loss.backward() does). "A-over-B" is A applied to B(f), the convention
+       of JAX and gradgradcheck: fwd-over-rev is a jvp of a vjp (JAX's Hessian-vector product),
+       rev-over-rev a double backward, and at order 3 A-over-B-over-C is A(B(C(f))). Every mode of
+       order k computes R_k = ⟨g, D^k y[u1, …, uk]⟩ for a cotangent g and directions u1 … uk, so
+       all modes of one order must agree with one exact reference.""",
+       aliases=("modes", "--modes", "fwd", "rev", "A-over-B", "nesting", "R_k"),
+       pattern=r"(fwd|rev)(-over-(fwd|rev))*|r_[0-9k]", see=("order", "API", "JVP", "VJP")),
+    _e("API", D, """Which framework interface computed a mode (the api column of `autodiff`):
+       torch.func (torch.func.jvp / torch.func.vjp nestings: every mode), torch.autograd
+       (torch.autograd.grad with create_graph=True: reverse steps only), torch.autograd.forward_ad
+       (dual numbers with one forward level, with autograd.grad for the reverse steps: the modes
+       with exactly one fwd), jax (jax.jvp / jax.vjp nestings: every mode).""",
+       aliases=("api", "torch.func", "torch.autograd", "torch.autograd.forward_ad", "forward_ad",
+                "torch.autograd.grad", "create_graph", "torch.func.jvp", "torch.func.vjp"),
+       see=("mode", "framework")),
+    _e("framework", D, """PyTorch (torch) or JAX (jax): `check --framework` takes framework-native
+       functions (tensors in and out, float64, eps a float), traces them and proves the trace
+       exactly; `autodiff --framework` says whose derivatives are checked. Each is an optional
+       extra (pip install 'symbolic-bn[torch]' or '[jax]'); the version checked is printed.""",
+       aliases=("--framework", "torch", "PyTorch", "JAX", "jax"), see=("trace", "API")),
+    _e("trace", E, """The list of primitive operations a framework function performs, recorded at
+       the check's shape in float64: torch.fx.experimental.proxy_tensor.make_fx (torch's fused
+       kernels such as native_batch_norm_backward lowered to primitive aten ops by torch._decomp)
+       or jax.make_jaxpr. The trace, run on the exact engine, is what is proved, and it is also
+       run in float64 to confirm that it reproduces the framework. An op the interpreter does not
+       run is named (aten.cumsum.default) and the function is NOT CHECKED; trace nodes such as
+       %mul_3 name where a float constant was met.""",
+       aliases=("traced", "torch trace", "jax trace", "make_fx", "make_jaxpr", "jaxpr", "torch.fx",
+                "torch._decomp", "trace node", "aten"),
+       pattern=r"aten\.[a-z0-9_.]+|[a-z]{2,}[a-z0-9]*(_[a-z0-9]+)*_[0-9]+", see=("framework",)),
+    _e("primal", D, """Row 0 of the autodiff table: ⟨g, y⟩ of f itself against the layer's forward,
+       a check that f is the layer at all (with the layer's eps) before its derivatives are
+       compared (R_0 in the certificates' statements).""", see=("mode",)),
+    _e("u1", D, """The directions of a higher derivative: u1, u2, u3 are independent tangent vectors
+       on the inputs p = (x, weight, bias) -- symbolic in prove and autodiff --exact, random in the
+       numeric autodiff; u1_x is u1's x part, u1_weight its weight part.""",
+       aliases=("u2", "u3", "directions"), pattern=r"u[1-3](_[a-z]+)?", see=("mode", "cotangent")),
+    _e("result", D, """In the exact autodiff table, the output of a nesting: y-shaped after forward
+       steps only (result[n, c, ...]), otherwise shaped like the inputs p = (x, weight, bias):
+       result.x, result.weight, result.bias. A failed row names the entry where the trace and the
+       exact reference differ.""", pattern=r"result(\.[a-z]+)?", see=("mode",)),
+    _e("ERROR", V, """Status of an autodiff row for which the framework raised (e.g. "not
+       implemented", an autograd.Function without a jvp); the message is printed under the table.
+       Not a pass (exit status 1), and never a crash of the tool.""", see=("PASS",)),
+    _e("NOT CHECKED", V, """Printed when the exact engine cannot run a function: it uses an
+       operation without an exact counterpart (np.tanh, xp.tanh, an aten op the trace interpreter
+       does not run) or writes exact values into a float buffer (np.zeros(x.shape)); the message
+       names the operation and the line. Nothing was proved about that function, the verdict is
+       UNDECIDED and the exit status 1. The tool never switches to the numeric cross-check on its
+       own: --numeric asks for it.""",
+       aliases=("CHECKED", "NOT CHECKED forward", "NOT CHECKED backward", "NOT CHECKED double_backward"),
+       see=("exact namespace", "cross-check")),
+    _e("unmodified NumPy code", E, """A function without an xp parameter, calling np.sum, np.mean,
+       np.var, np.sqrt, reshape, transpose, @, keepdims=True, ...: it receives exact arrays and NumPy
+       dispatches its calls to the exact engine (NumPy's override protocols __array_ufunc__ and
+       __array_function__), so it is checked exactly without changes. Float constants it uses
+       (1./N) are read as the simplest rational within half an ulp and listed under "assumes".""",
+       aliases=("NumPy", "plain NumPy", "override protocols", "__array_ufunc__", "__array_function__",
+                "NumPy's override protocols"), see=("xp", "exact namespace")),
+    _e("check_backward", E, """The Python API behind `symbolic-bn check`: check_backward,
+       check_forward and check_double_backward (symbolic_bn.checks.check and
+       symbolic_bn.checks.double_backward) take the same functions and return the certificate the
+       command prints; error messages start with their name.""",
+       aliases=("check_forward", "check_double_backward", "symbolic-bn check")),
+    _e("autodiff", X, """`symbolic-bn autodiff`: a framework's own derivatives of a forward f(x,
+       weight, bias) checked mode by mode. Numerically (crosscheck_autodiff): at random points,
+       against a 50-digit reference of the layer's k-th derivative, under a bound that grows with
+       the dtype's unit roundoff, the order and √n; each row PASS, FAIL or ERROR, with max_abs,
+       max_rel and err/bound. Exactly (--exact, check_autodiff): each mode traced and proved;
+       each row proved, failed (with the framework's own float64 value at the exact
+       counterexample) or undecided.""",
+       aliases=("crosscheck_autodiff", "check_autodiff", "symbolic-bn autodiff"),
+       see=("mode", "API", "err/bound")),
+    _e("double backward", D, """The backward of the backward, in PyTorch's shape:
+       fn(x, weight, bias, grad_out, ggx, ggweight, ggbias, eps) -> (gx, gweight, ggrad_out), the
+       gradient of ⟨dx, ggx⟩ + ⟨dweight, ggweight⟩ + ⟨dbias, ggbias⟩ with respect to (x, weight,
+       grad_out). `check --double-backward` proves one exactly against the derivative of Jᵀg
+       (channel-first names: ggamma, gggamma, ggbeta).""",
+       aliases=("double_backward", "gx", "gweight", "ggrad_out", "ggx", "ggweight", "ggbias", "ggamma",
+                "gggamma", "ggbeta", "--double-backward"), see=("order",)),
+    _e("double_backward.*", O, """The obligations of `symbolic-bn check --double-backward`:
+       double_backward.gx, .g<weight> and .ggrad_out, each output of your double backward equal to
+       the derivative of the engine's own Jᵀg contracted with (ggx, ggweight, ggbias), for every
+       input of the domain at the shape.""", pattern=r"double_backward\..+", see=("double backward",)),
+    _e("higher-order", O, """The group of obligations `prove --order 2` or `--order 3` adds: the
+       higher.mode.*, higher.tape.* / higher.closure.*, higher.kind.*, higher.hessian_symmetric.*
+       and higher.double_backward_closed_form.* families.""", aliases=("higher.*",), see=("order",)),
+    _e("higher.mode.*", O, """Every nesting of fwd and rev up to the order, computed on the graph
+       (its backward and JVP graphs applied again), equals R_k = ⟨g, D^k y[u1, …, uk]⟩, the k-th
+       derivative of the layer's forward derived independently by the engine's chain rule.""",
+       pattern=r"higher\.mode\..+", see=("mode",)),
+    _e("higher.closure.*", O, """The tape is closed under differentiation: for the graph H of each
+       nesting below the order (its backward graph, its JVP graph, ...), H's own backprop is the
+       adjoint of its derivative (.rev) and its own jvp is its derivative (.fwd), for every seed
+       and tangent. higher.tape.<mode>: the graph of a nesting computes what the tape's method
+       computes one level down.""", aliases=("higher.tape.*",), pattern=r"higher\.(closure|tape)\..+"),
+    _e("higher.kind.*", O, """Per node kind (and parameter and shape) of the transformed graphs:
+       its JVP and VJP written with node kinds evaluate to the node's own jvp / vjp
+       (.jvp_as_nodes, .vjp_as_nodes); kinds new in those graphs (scale, scatterAdd, zeros, ...)
+       also get the three local laws .adjoint, .derivative, .transpose.""",
+       pattern=r"higher\.kinds?\..+", see=("stage",)),
+    _e("higher.hessian_symmetric.*", O, """Hessian symmetry ⟨H[u1], u2⟩ = ⟨u1, H[u2]⟩ for H the
+       graph's Hessian of ⟨g, y⟩, computed by the JVP of the backward graph (fwd-over-rev) and by
+       the backward of the backward graph (rev-over-rev).""", pattern=r"higher\.hessian_symmetric\..+"),
+    _e("higher.double_backward_closed_form.*", O, """The closed-form double backward written from the
+       mathematics, (x, weight, g, ggx, ggweight, ggbias) -> (gx, gweight, ggrad_out), equals the
+       derivative of the engine's own Jᵀg (.gx, .gweight, .ggrad_out) and the tape's backprop of
+       its backward graph (.tape).""", pattern=r"higher\.double_backward_closed_form\..+",
+       see=("double backward",)),
 )
 
 

@@ -14,13 +14,18 @@ fails the test):
 * ``key=`` of ``key=value`` pairs, ``label:`` at the start of a line, and the column headers of
   the cross-check table.
 
-Not taken: the ``Lean:`` column (TorchLean's own names, explained by the glossary entry
+Not taken: the framework's own message of an ``ERROR`` row of ``symbolic-bn autodiff``, the ``Lean:`` column (TorchLean's own names, explained by the glossary entry
 ``Lean``), counterexample values, and the numbers of ``lo = [...]`` lines.  Plain lower-case
 words (``scale``, ``rounding``) are not recognised by shape; those the CLI prints are listed in
 :data:`PLAIN_TERMS` and checked too.
 """
 import re
 
+# ``symbolic-bn autodiff``: "ERROR <mode> [<api>]: <the framework's own message>" (not ours: only
+# the status, mode and API are taken) and, under the --exact table, "failed|undecided <api> <mode>:
+# at <location> ..." (the location is an array entry, e.g. result.x[0, 1, 2])
+ERROR_ROW = re.compile(r"^ERROR (\S+) \[(\S+)\]: ")
+EXACT_ROW_NOTE = re.compile(r"^(failed|undecided) ((?:\S+ )?[^\s:]+): (?:at (\S+?)\[[^\]]*\] )?(.*)$")
 STATUS_LINE = re.compile(r"^\[\s*(PROVED|FAILED|UNDECIDED)\]\s+(\S+)\s+\([0-9.]+ s\)(.*)$")
 GROUP_LINE = re.compile(r"^-- (.+?) --$")
 FIELD_LINE = re.compile(r"^    (statement|assumes|method|detail|counterex\.)\s+(.*)$")
@@ -91,6 +96,17 @@ def jargon(output: str) -> set:
             continue
         field = None
         stripped = line.strip()
+        m = ERROR_ROW.match(stripped)
+        if m:
+            terms.update(("ERROR", m.group(1), m.group(2)))
+            continue
+        m = EXACT_ROW_NOTE.match(stripped)
+        if m:
+            terms.update((m.group(1), *m.group(2).split()))
+            if m.group(3):
+                terms.add(m.group(3))
+            terms |= _running_text_terms(m.group(4))
+            continue
         if re.match(r"^(lo|hi) = ", stripped):
             continue
         if stripped.startswith("COUNTEREXAMPLE"):

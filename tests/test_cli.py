@@ -2,6 +2,11 @@
 (one line on stderr, exit 2), the glossary behind ``symbolic-bn explain``, and the isolation of
 checked code (its exit calls and prints never change the verdict or the JSON on stdout).
 
+The layer, framework and higher-order paths (``prove --layer/--order``, ``check --layer``,
+``--framework``, ``--double-backward``, unmodified NumPy code, ``autodiff``) are at the end of the
+file; their checked functions are in tests/cli_layer_impls.py.  Tests that need torch skip cleanly
+without it.
+
 Calls whose exit status or child process matters run the installed console script in a
 subprocess (:func:`cli_run.run`); argument parsing and usage errors, which never reach checked
 code, run in-process through ``symbolic_bn.cli.main`` (:func:`cli_run.run_here`) to keep the file
@@ -26,8 +31,20 @@ BOX = {"lo": [[0.0, 1.0], [-1.0, 0.0]], "hi": [[1.0, 2.0], [1.0, 0.5]]}
 DBOX = {"lo": [[-1.0, 0.0], [0.5, 1.0]], "hi": [[1.0, 0.0], [1.0, 2.0]]}
 SCALE = [1.0, -2.0]  # gamma / sqrt(var + eps) of PARAMS
 
-#: Names of the checked functions (from tests/cli_impls.py): the user's words, not the tool's.
-USER_NAMES = {"wrong_backward", "backward", "forward", "backward_unsupported"}
+#: Names of the checked functions and files (tests/cli_impls.py, cli_layer_impls.py,
+#: numpy_implementations.py), and words of the user's source lines that side conditions quote:
+#: the user's words, not the tool's.
+USER_NAMES = {"wrong_backward", "backward", "forward", "backward_unsupported", "cs231n_style_backward",
+              "cs231n_wrong_forgets_dmu", "batch_norm_backward_per_sample", "double_backward_without_ggbeta",
+              "float_buffer_backward", "torch_batch_norm_backward_wrong_dbias", "torch_cumsum_forward",
+              "torch_instance_norm_bessel", "torch_instance_norm_without_jvp",
+              "numpy_implementations.py", "cli_layer_impls.py", "cli_impls.py", "keepdims", "axis",
+              "x.shape", "e.g"}  # the last two: "e.g. np.zeros(x.shape)", prose and NumPy code
+#: Words of the layer / framework / autodiff output with a special meaning (not found by shape).
+PLAIN_TERMS_NEW = ("layer", "order", "mode", "api", "primal", "fwd-over-rev", "rev-over-rev", "fwd",
+                   "rev", "status", "verdict", "framework", "trace", "traced", "double backward",
+                   "directions", "NOT CHECKED", "UNDECIDED", "higher-order", "gx", "ggrad_out",
+                   "ggx", "torch", "jax")
 
 
 def default_shape():
@@ -56,6 +73,20 @@ def outputs(files):
                            "--shape", "1x2x3"),
         "check_numeric": run("check", "cli_impls:wrong_backward", "--numeric", "--shape", "1x2x3"),
         "check_unsupported": run("check", "cli_impls:backward_unsupported", "--shape", "1x2x3"),
+        "check_numpy": run("check", "numpy_implementations:cs231n_wrong_forgets_dmu", "--shape", "1x2x3"),
+        "check_float_buffer": run("check", "numpy_implementations:float_buffer_backward", "--shape", "1x2x3"),
+        "check_layer": run("check", "cli_layer_impls:batch_norm_backward_per_sample", "--layer", "batch_norm",
+                           "--shape", "2x2x3"),
+        "check_layer_numeric": run("check", "cli_layer_impls:batch_norm_backward_per_sample", "--numeric",
+                                   "--layer", "batch_norm", "--shape", "2x2x3"),
+        "check_double_backward": run("check", "cli_layer_impls:double_backward_without_ggbeta",
+                                     "--double-backward", "--shape", "1x2x3"),
+        "prove_layer_order": run("prove", "--layer", "layer_norm", "--shape", "2x3", "--normalized-shape", "3",
+                                 "--order", "3"),
+        "prove_layers": run("prove", "--layer", "rms_norm", "--shape", "2x3", "--normalized-shape", "3",
+                            "--eps", "1e-5"),
+        "prove_group_norm": run("prove", "--layer", "group_norm", "--shape", "1x4x2", "--groups", "2"),
+        "prove_batch_norm": run("prove", "--layer", "batch_norm", "--shape", "2x2x2"),
         "bounds": run("bounds", "--params", files["params"], "--box", files["box"], "--dbox",
                       files["dbox"], "--ddbox", files["box"], "--prove"),
     }
@@ -88,7 +119,7 @@ def test_every_subcommand_and_option_has_help():
     from symbolic_bn.cli import build_parser
     parser = build_parser()
     subs = _subparsers(parser)
-    assert set(subs) == {"prove", "check", "bounds", "report", "explain"}
+    assert set(subs) == {"prove", "check", "autodiff", "bounds", "report", "explain"}
     for name, sp in [("symbolic-bn", parser), *subs.items()]:
         if name != "symbolic-bn":
             assert sp.description and len(sp.description.split()) >= 10, name
@@ -155,28 +186,34 @@ def test_glossary_lookup(term, entry):
     assert glossary.lookup(term) is not None and glossary.lookup(term).term == entry
 
 
-def test_every_term_in_the_real_output_has_an_entry(outputs):
-    """Terms collected from the real output of prove, check (exact, numeric, unsupported op) and
-    bounds (boxes and --prove): each must have a glossary entry, and `explain` must print it --
-    a new term of that shape without an entry fails here."""
+def _assert_explained(terms):
     from symbolic_bn import glossary
-    terms = set(PLAIN_TERMS)
-    for name, p in outputs.items():
-        found = jargon(p.stdout)
-        assert found, name
-        terms |= found
-    terms -= USER_NAMES
+    terms = set(terms) - USER_NAMES
     missing = sorted(t for t in terms if glossary.lookup(t) is None)
     assert not missing, f"terms printed by the CLI without a glossary entry: {missing}"
-    # the brief's list, which must be among the collected terms (so the collection works)
-    for t in ("sqrtClamp", "rowMean", "broadcastRow", "J_E", "IBP", "PROVED", "FAILED",
-              "stage.std.derivative", "end_to_end.block_diagonal", "link.forward_spec",
-              "domain.std_nonzero", "FD", "ε", "max_ulp"):
-        assert t in terms, t
     for t in sorted(terms):
         p = run_here("explain", "--", *t.split())
         assert p.returncode == 0, (t, p.stderr)
         assert p.stdout.startswith(glossary.lookup(t).term), (t, p.stdout[:80])
+
+
+def test_every_term_in_the_real_output_has_an_entry(outputs):
+    """Terms collected from the real output of prove (every layer, --order 3), check (exact,
+    numeric, unsupported op, unmodified NumPy, --layer, --double-backward) and bounds (boxes and
+    --prove): each must have a glossary entry, and `explain` must print it -- a new term of that
+    shape without an entry fails here."""
+    terms = set(PLAIN_TERMS) | set(PLAIN_TERMS_NEW)
+    for name, p in outputs.items():
+        found = jargon(p.stdout)
+        assert found, name
+        terms |= found
+    # the brief's list, which must be among the collected terms (so the collection works)
+    for t in ("sqrtClamp", "rowMean", "broadcastRow", "J_E", "IBP", "PROVED", "FAILED",
+              "stage.std.derivative", "end_to_end.block_diagonal", "link.forward_spec",
+              "domain.std_nonzero", "FD", "ε", "max_ulp", "higher.mode.fwd-over-rev-over-rev",
+              "double_backward.ggrad_out", "NumPy", "x_channel_first", "inv_rms"):
+        assert t in terms, t
+    _assert_explained(terms)
 
 
 def test_explain_subprocess_listing_and_unknown_term():
@@ -249,14 +286,14 @@ def test_prove_json_is_one_object():
     assert set(doc) == {"ok", "certificates"} and doc["ok"] is True
     assert len(doc["certificates"]) == 2
     c = doc["certificates"][0]
-    assert c["ok"] is True and c["parameters"]["C"] == 1 and c["parameters"]["eps"] == "1/100000"
+    assert c["ok"] is True and c["parameters"]["shape"] == [1, 2, 2] and c["parameters"]["eps"] == "1/100000"
     assert all(ob["status"] == "proved" for ob in c["obligations"])
 
 
 def test_prove_default_shape_is_the_api_default():
     doc = one_json_object(run_here("prove", "--json", "--brief"))
     (c,) = doc["certificates"]
-    assert (c["parameters"]["C"], c["parameters"]["H"], c["parameters"]["W"]) == default_shape()
+    assert tuple(c["parameters"]["shape"]) == default_shape()
 
 
 @pytest.mark.parametrize("shape", ["2x0x2", "abc", "2x2", "2x2x2;rm", "", "-1x2x2", "2x2x2 ", "1x2x2\n",
@@ -330,13 +367,21 @@ def test_check_wrong_forward_exits_1():
     assert "COUNTEREXAMPLE y" in p.stdout
 
 
-def test_check_no_xp_uses_crosscheck_at_the_default_shape():
+def test_check_no_xp_is_exact_at_the_default_shape():
+    """issue 10.4: a function without xp is checked exactly (unmodified NumPy code), not
+    cross-checked; --numeric still gives the cross-check, at the same default shape."""
     p = run("check", "cli_impls:backward_no_xp", "--json")
     assert p.returncode == 0, p.stdout + p.stderr
     doc = one_json_object(p)
-    assert doc["ok"] is True and doc["crosscheck"]["ok"] is True
-    assert any("no xp" in n for n in doc["notes"])
-    assert tuple(doc["crosscheck"]["shape"]) == default_shape()  # one default shape (issue 11.9)
+    assert doc["ok"] is True and doc["crosscheck"] is None and doc["verdict"] == "PASS"
+    (cert,) = doc["certificates"]
+    assert [ob["status"] for ob in cert["obligations"]] == ["proved"] * 3
+    assert tuple(cert["parameters"]["shape"]) == default_shape()  # one default shape (issue 11.9)
+    assert any("unmodified NumPy code" in n for n in doc["notes"])
+    p = run("check", "cli_impls:backward_no_xp", "--numeric", "--json")
+    doc = one_json_object(p)
+    assert doc["ok"] is True and doc["certificates"] == [] and doc["crosscheck"]["ok"] is True
+    assert tuple(doc["crosscheck"]["shape"]) == default_shape()
 
 
 @pytest.mark.parametrize("numeric", [False, True])
@@ -361,11 +406,21 @@ def test_check_exact_path_counterexample_has_exact_inputs():
     assert "x" in cex and "grad_out" in cex
 
 
-def test_check_unsupported_operation_falls_back_to_crosscheck(outputs):
+def test_check_unsupported_operation_is_not_checked_unless_numeric_is_asked(outputs):
+    """An operation the exact engine cannot do is reported by name (NOT CHECKED, verdict UNDECIDED,
+    exit 1): no silent switch to the cross-check, whose PASS would not be a proof.  --numeric asks
+    for the cross-check, which passes (the function is correct)."""
     p = outputs["check_unsupported"]
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "note: backward: the symbolic namespace does not support an operation" in p.stdout
-    assert "RESULT: PASS" in p.stdout and "CHECK: PASS" in p.stdout
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "NOT CHECKED backward:" in p.stdout and "xp.tanh" in p.stdout
+    assert "--numeric cross-checks it" in p.stdout
+    assert p.stdout.rstrip().endswith("CHECK: UNDECIDED") and "PASS" not in p.stdout
+    p = run("check", "cli_impls:backward_unsupported", "--shape", "1x2x3", "--json")
+    doc = one_json_object(p)
+    assert doc["verdict"] == "UNDECIDED" and doc["failures"] == [] and doc["certificates"] == []
+    assert len(doc["refused"]) == 1 and "xp.tanh" in doc["refused"][0]
+    p = run("check", "cli_impls:backward_unsupported", "--shape", "1x2x3", "--numeric")
+    assert p.returncode == 0 and "RESULT: PASS" in p.stdout and "CHECK: PASS" in p.stdout, p.stdout
 
 
 @pytest.mark.parametrize("target,needle", [
@@ -543,7 +598,7 @@ def test_check_module_exiting_at_import_is_a_usage_error(tmp_path, body, needle)
 @pytest.mark.parametrize("target,extra,json_too", [
     ("cli_impls:backward_exits", [], True),                # exact symbolic check
     ("cli_impls:backward_exits", ["--numeric"], False),    # mpmath cross-check
-    ("cli_impls:backward_exits_no_xp", [], False),         # cross-check fallback
+    ("cli_impls:backward_exits_no_xp", [], False),         # unmodified NumPy code, exact
     ("cli_impls:backward_base_exception", [], False),
     ("cli_impls:backward_base_exception", ["--numeric"], True),
 ])
@@ -713,7 +768,8 @@ def test_absurd_eps_is_a_quick_usage_error(eps):
 
 def test_eps_too_small_for_the_crosscheck_is_a_usage_error():
     """An exact --eps that rounds to 0.0 in float64 cannot drive the numeric cross-check."""
-    assert_usage_error(run("check", "cli_impls:backward_no_xp", "--eps", "1e-400"), "--eps", "float64")
+    assert_usage_error(run("check", "cli_impls:backward_no_xp", "--eps", "1e-400", "--numeric"), "--eps",
+                       "float64")
 
 
 @pytest.mark.parametrize("value", ["1e-99999999", "1e99999999", "1" * 200, "1e5000"])
@@ -772,7 +828,8 @@ def test_dps_range_matches_the_crosscheck_and_help():
     assert f"default {shape_text(default_shape())}" in " ".join(h.stdout.split())
     assert_usage_error(run_here("check", "cli_impls:backward", "--dps", str(MIN_DPS - 1)), "--dps", str(MIN_DPS))
     assert_usage_error(run_here("check", "cli_impls:backward", "--dps", "10001"), "--dps")
-    p = run("check", "cli_impls:backward_no_xp", "--shape", "1x2x2", "--dps", str(MIN_DPS), "--json")
+    p = run("check", "cli_impls:backward_no_xp", "--shape", "1x2x2", "--dps", str(MIN_DPS), "--json",
+            "--numeric")
     assert p.returncode == 0, p.stdout + p.stderr
     assert one_json_object(p)["crosscheck"]["dps"] == MIN_DPS
 
@@ -792,3 +849,310 @@ def test_dps_range_matches_the_crosscheck_and_help():
 def test_integers_and_seconds_are_ascii(args, option):
     """C7: argparse's int()/float() accepted Unicode digits, underscores, spaces and nan."""
     assert_usage_error(run_here(*args), option)
+
+
+# ================================================================ layers, frameworks, higher orders
+def _statuses(cert):
+    return {ob["name"]: ob["status"] for ob in cert["obligations"]}
+
+
+# ---------------------------------------------------------------- unmodified NumPy code, exactly (issue 10.4)
+def test_check_proves_an_unmodified_numpy_backward_exactly():
+    """A cs231n-style backward (no xp, np.* calls, the (N, D) layout reshaped inside, float
+    constants 1./N) is proved at the default shape 2x3x4 from the CLI; 1./6 is read as 1/6 and
+    listed among the assumptions."""
+    p = run("check", "numpy_implementations:cs231n_style_backward", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = one_json_object(p)
+    (cert,) = doc["certificates"]
+    assert _statuses(cert) == {"backward.dx": "proved", "backward.dgamma": "proved", "backward.dbeta": "proved"}
+    assert doc["crosscheck"] is None and doc["refused"] == []
+    assumptions = " ".join(cert["obligations"][0]["assumptions"])
+    assert "0.08333333333333333" in assumptions and "read as 1/12" in assumptions  # 1./N, N = 3*4
+
+
+def test_check_refutes_a_wrong_numpy_backward_with_an_exact_counterexample(outputs):
+    p = outputs["check_numpy"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "[   FAILED] backward.dx" in p.stdout and "COUNTEREXAMPLE backward.dx: location=dx[" in p.stdout
+    assert "[   PROVED] backward.dgamma" in p.stdout and p.stdout.rstrip().endswith("CHECK: FAIL")
+
+
+def test_float_buffer_is_not_checked_and_names_the_line_and_the_fix(outputs):
+    p = outputs["check_float_buffer"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    line = next(l for l in p.stdout.splitlines() if l.startswith("NOT CHECKED backward:"))
+    assert "numpy_implementations.py:" in line and "np.zeros_like(x)" in line
+    assert p.stdout.rstrip().endswith("CHECK: UNDECIDED")
+
+
+# ---------------------------------------------------------------- check --layer (issue 12.3)
+def test_check_layer_batch_norm_correct_backward_is_proved():
+    p = run("check", "cli_layer_impls:batch_norm_backward", "--layer", "batch_norm", "--shape", "2x3x2x2",
+            "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = one_json_object(p)
+    (cert,) = doc["certificates"]
+    assert _statuses(cert) == {"backward.dx": "proved", "backward.dweight": "proved", "backward.dbias": "proved"}
+    assert cert["parameters"]["layer"] == "batch_norm" and tuple(cert["parameters"]["shape"]) == (2, 3, 2, 2)
+
+
+def test_check_layer_batch_norm_wrong_backward_fails(outputs):
+    """Per-sample statistics where BatchNorm's per-channel ones belong: dx and dweight refuted with
+    exact counterexamples in the layer's own layout (N, C, L)."""
+    p = outputs["check_layer"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "== backward batch_norm_backward_per_sample at batch_norm 2x2x3" in p.stdout
+    assert "[   FAILED] backward.dx" in p.stdout and "[   FAILED] backward.dweight" in p.stdout
+    assert "COUNTEREXAMPLE backward.dx: location=dx[0, 0, 0]" in p.stdout
+    assert p.stdout.rstrip().endswith("CHECK: FAIL")
+
+
+def test_check_layer_numeric_crosscheck(outputs):
+    p = outputs["check_layer_numeric"]
+    assert p.returncode == 1 and "layer=batch_norm" in p.stdout and "COUNTEREXAMPLE dx" in p.stdout, p.stdout
+    p = run("check", "cli_layer_impls:batch_norm_backward", "--numeric", "--layer", "batch_norm",
+            "--shape", "2x2x3", "--json")
+    doc = one_json_object(p)
+    assert doc["ok"] is True and doc["crosscheck"]["layer"].startswith("batch_norm") and doc["certificates"] == []
+
+
+def test_check_layer_group_norm_and_layer_norm_with_their_options():
+    p = run("check", "cli_layer_impls:group_norm_backward_2_groups", "--layer", "group_norm", "--groups", "2",
+            "--shape", "2x4x3", "--brief")
+    assert p.returncode == 0 and "group_norm 2x4x3, G=2" in p.stdout and "CHECK: PASS" in p.stdout, p.stdout
+    # the same function is wrong for G = 4: the layer fixes the reference
+    p = run("check", "cli_layer_impls:group_norm_backward_2_groups", "--layer", "group_norm", "--groups", "4",
+            "--shape", "2x4x3", "--brief")
+    assert p.returncode == 1 and "[   FAILED] backward.dx" in p.stdout, p.stdout
+    p = run("check", "cli_layer_impls:layer_norm_backward", "--layer", "layer_norm", "--shape", "2x3x4",
+            "--normalized-shape", "4", "--eps", "1e-5", "--json")
+    doc = one_json_object(p)
+    assert doc["ok"] is True and doc["certificates"][0]["parameters"]["eps"] == "1/100000"
+
+
+@pytest.mark.parametrize("sub", ["check", "prove"])
+@pytest.mark.parametrize("extra,needles", [
+    (["--layer", "nope", "--shape", "2x3"], ["--layer", "invalid choice"]),
+    (["--layer", "batch_norm"], ["--layer batch_norm needs --shape"]),
+    (["--layer", "batch_norm", "--shape", "2x3x"], ["--shape", "joined by x"]),
+    (["--layer", "batch_norm", "--shape", "2x0x2"], ["--shape", "positive"]),
+    (["--layer", "batch_norm", "--shape", "2x3;rm"], ["--shape"]),
+    (["--layer", "batch_norm", "--shape", "64x64x64"], ["--shape", "too large"]),
+    (["--layer", "instance_norm", "--shape", "2x3"], ["--shape", "spatial axis"]),
+    (["--layer", "batchnorm_channel_first", "--shape", "2x3"], ["--shape", "CxHxW"]),
+    (["--layer", "group_norm", "--shape", "2x3x2"], ["--groups"]),
+    (["--layer", "group_norm", "--shape", "2x3x2", "--groups", "2"], ["--groups", "does not divide"]),
+    (["--layer", "group_norm", "--shape", "2x3x2", "--groups", "0"], ["--groups"]),
+    (["--layer", "group_norm", "--shape", "2x3x2", "--groups", "x"], ["--groups"]),
+    (["--layer", "layer_norm", "--shape", "2x3x4"], ["--normalized-shape"]),
+    (["--layer", "layer_norm", "--shape", "2x3x4", "--normalized-shape", "3"], ["--normalized-shape", "suffix"]),
+    (["--layer", "layer_norm", "--shape", "2x3x4", "--normalized-shape", "3,x"], ["--normalized-shape"]),
+    (["--layer", "layer_norm", "--shape", "2x3x4", "--normalized-shape", "3 4"], ["--normalized-shape"]),
+    (["--layer", "batch_norm", "--shape", "2x3", "--groups", "3"], ["--groups is only for --layer group_norm"]),
+    (["--layer", "batch_norm", "--shape", "2x3", "--normalized-shape", "3"], ["--normalized-shape is only"]),
+    (["--groups", "2"], ["--groups needs --layer"]),
+    (["--normalized-shape", "2"], ["--normalized-shape needs --layer"]),
+])
+def test_layer_options_bad_values_are_one_line_usage_errors(sub, extra, needles):
+    args = [sub, "cli_impls:backward"] if sub == "check" else [sub]
+    assert_usage_error(run_here(*args, *extra), *needles)
+
+
+def test_check_option_combinations_that_make_no_sense_are_refused():
+    r = run_here
+    assert_usage_error(r("check", "m:f", "--framework", "torch", "--numeric"), "--numeric", "--framework")
+    assert_usage_error(r("check", "m:f", "--framework", "torch", "--eps", "symbolic"), "--eps", "float")
+    assert_usage_error(r("check", "m:f", "--double-backward", "--numeric"), "--double-backward", "--numeric")
+    assert_usage_error(r("check", "m:f", "--double-backward", "--framework", "torch"), "--double-backward")
+    assert_usage_error(r("check", "m:f", "--framework", "tensorflow"), "--framework", "invalid choice")
+
+
+# ---------------------------------------------------------------- check --double-backward (issue 13.2)
+def test_check_double_backward_correct_and_wrong(outputs):
+    p = run("check", "cli_layer_impls:double_backward", "--double-backward", "--shape", "1x2x3", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    (cert,) = one_json_object(p)["certificates"]
+    assert _statuses(cert) == {"double_backward.gx": "proved", "double_backward.ggamma": "proved",
+                               "double_backward.ggrad_out": "proved"}
+    p = outputs["check_double_backward"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "[   FAILED] double_backward.ggrad_out" in p.stdout and "[   PROVED] double_backward.gx" in p.stdout
+    assert "COUNTEREXAMPLE double_backward.ggrad_out:" in p.stdout and "ggbeta=" in p.stdout
+
+
+# ---------------------------------------------------------------- prove --layer / --order (issues 12.2, 13.1)
+def test_prove_layer_and_order(outputs):
+    p = outputs["prove_layer_order"]
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "LayerNorm 2x3, normalized_shape=(3,), ε symbolic" in p.stdout
+    assert "-- higher-order --" in p.stdout and "[   PROVED] higher.mode.rev-over-fwd-over-rev" in p.stdout
+    for name in ("prove_layers", "prove_group_norm", "prove_batch_norm"):
+        q = outputs[name]
+        assert q.returncode == 0 and ": OK -- " in q.stdout and "FAILED" not in q.stdout, (name, q.stdout[-300:])
+        assert "higher-order" not in q.stdout  # order 1 by default
+    doc = one_json_object(run_here("prove", "--layer", "batch_norm", "--shape", "2x2", "--order", "2", "--json",
+                                   "--brief"))
+    (c,) = doc["certificates"]
+    assert c["parameters"]["layer"] == "batch_norm" and c["parameters"]["order"] == 2
+    names = {ob["name"] for ob in c["obligations"]}
+    assert {"higher.mode.fwd-over-rev", "higher.hessian_symmetric.rev-over-rev"} <= names
+    assert all(ob["status"] == "proved" for ob in c["obligations"])
+
+
+def test_prove_order_on_the_default_graph_and_bad_orders():
+    doc = one_json_object(run_here("prove", "--shape", "1x2x2", "--order", "2", "--json"))
+    (c,) = doc["certificates"]
+    assert c["parameters"]["order"] == 2 and c["parameters"]["layer"] == "batchnorm_channel_first"
+    assert any(ob["name"].startswith("higher.mode.") for ob in c["obligations"]) and doc["ok"] is True
+    for bad in ("0", "4", "x", "2.0", "٢"):
+        assert_usage_error(run_here("prove", "--order", bad), "--order")
+
+
+# ---------------------------------------------------------------- framework not installed (no torch needed)
+def test_framework_not_installed_is_exit_2_naming_the_extra(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("torch", "jax") else
+                        real(name, *a))
+    for fw in ("torch", "jax"):
+        assert_usage_error(run_here("check", "cli_impls:backward", "--framework", fw), "--framework",
+                           "not installed", f"pip install 'symbolic-bn[{fw}]'")
+    assert_usage_error(run_here("autodiff", "torch.nn.functional.instance_norm", "--shape", "1x2x3"),
+                       "torch", "not installed", "symbolic-bn[torch]")
+    assert_usage_error(run_here("autodiff", "cli_layer_impls:f", "--layer", "layer_norm", "--shape", "2x3",
+                                "--normalized-shape", "3", "--framework", "jax"), "symbolic-bn[jax]")
+
+
+# ---------------------------------------------------------------- autodiff: usage (no torch needed)
+@pytest.mark.parametrize("extra,needles", [
+    (["torch.nn.functional.instance_norm"], ["--shape is needed"]),
+    (["instance_normx", "--shape", "1x2x3"], ["TARGET must be one of"]),
+    (["os:system;ls", "--layer", "instance_norm", "--shape", "1x2x3"], ["TARGET"]),
+    (["cli_layer_impls:torch_raises", "--shape", "1x2x3"], ["--layer is needed"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--order", "4"], ["--order"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--modes", "sideways"], ["--modes", "sideways"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--order", "1", "--modes", "fwd-over-rev"],
+     ["--modes", "order 2"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--eps", "symbolic"], ["--eps", "number"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--eps", "1e-5;rm"], ["--eps"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--framework", "jax"], ["--framework jax"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--exact", "--dtype", "float32"], ["--dtype"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--budget", "5"], ["--budget is for --exact"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--exact", "--budget", "0"], ["--budget"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--points", "0"], ["--points"]),
+    (["torch.nn.functional.instance_norm", "--shape", "1x2x3", "--dps", "20"], ["--dps"]),
+    (["torch.nn.functional.group_norm", "--shape", "1x4x3"], ["--groups"]),
+    (["torch.nn.functional.group_norm", "--shape", "1x4x3", "--groups", "3"], ["--groups", "does not divide"]),
+    (["torch.nn.functional.layer_norm", "--shape", "2x3", "--normalized-shape", "2"], ["--normalized-shape"]),
+])
+def test_autodiff_bad_usage_is_one_line_exit_2(extra, needles):
+    assert_usage_error(run_here("autodiff", *extra), *needles)
+
+
+# ---------------------------------------------------------------- torch (skipped without it)
+@pytest.fixture(scope="module")
+def torch_outputs():
+    pytest.importorskip("torch")
+    runs = {
+        "autodiff_numeric": run("autodiff", "cli_layer_impls:torch_instance_norm_bessel", "--layer",
+                                "instance_norm", "--shape", "1x2x3", "--order", "2", "--points", "1"),
+        "autodiff_exact": run("autodiff", "cli_layer_impls:torch_instance_norm_bessel", "--layer",
+                              "instance_norm", "--shape", "1x2x3", "--exact"),
+        "autodiff_error_rows": run("autodiff", "cli_layer_impls:torch_instance_norm_without_jvp", "--layer",
+                                   "instance_norm", "--shape", "1x2x3", "--order", "1", "--points", "1"),
+        "check_framework": run("check", "cli_layer_impls:torch_batch_norm_backward_wrong_dbias", "--forward",
+                               "cli_layer_impls:torch_cumsum_forward", "--framework", "torch", "--layer",
+                               "batch_norm", "--shape", "2x2x3"),
+    }
+    for name, p in runs.items():
+        assert "Traceback" not in p.stderr, (name, p.stderr)
+        assert p.returncode in (0, 1), (name, p.returncode, p.stderr)
+    return runs
+
+
+def test_check_framework_torch_correct_backward_is_proved():
+    pytest.importorskip("torch")
+    p = run("check", "cli_layer_impls:torch_batch_norm_backward", "--framework", "torch", "--layer",
+            "batch_norm", "--shape", "2x2x3", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    (cert,) = one_json_object(p)["certificates"]
+    assert set(_statuses(cert).values()) == {"proved"} and cert["parameters"]["framework"] == "torch"
+    assert cert["parameters"]["eps"] == "1/100000"  # --framework defaults eps to 1e-5
+
+
+def test_check_framework_torch_wrong_backward_fails_and_unsupported_op_is_named(torch_outputs):
+    p = torch_outputs["check_framework"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "[torch trace]" in p.stdout and "[   FAILED] backward.dbias" in p.stdout
+    assert "[   PROVED] backward.dx" in p.stdout and "(re-confirmed)" in p.stdout
+    line = next(l for l in p.stdout.splitlines() if l.startswith("NOT CHECKED forward:"))
+    assert "aten.cumsum" in line and "cli_layer_impls.py:" in line and "--numeric" not in line
+    assert p.stdout.rstrip().endswith("CHECK: FAIL")  # a failed obligation outranks the refusal
+
+
+def test_autodiff_numeric_builtin_and_primitive_pass():
+    pytest.importorskip("torch")
+    p = run("autodiff", "torch.nn.functional.batch_norm", "--shape", "2x2x2", "--order", "1", "--points", "2",
+            "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = one_json_object(p)["crosscheck_autodiff"]
+    assert doc["layer"] == "batch_norm" and doc["function"].endswith("f") or doc["function"]
+    assert {(r["mode"], r["api"]) for r in doc["rows"]} >= {("fwd", "torch.func"), ("rev", "torch.autograd")}
+    assert all(r["status"] == "PASS" for r in doc["rows"])
+    p = run("autodiff", "cli_layer_impls:torch_instance_norm_primitive", "--layer", "instance_norm", "--shape",
+            "1x2x3", "--order", "3", "--modes", "fwd-over-rev-over-rev,rev-over-rev-over-rev", "--points", "1")
+    assert p.returncode == 0 and p.stdout.rstrip().endswith("AUTODIFF: PASS"), p.stdout + p.stderr
+    assert "fwd-over-rev-over-rev" in p.stdout and "rev-over-rev-over-rev" in p.stdout
+
+
+def test_autodiff_numeric_wrong_forward_fails(torch_outputs):
+    p = torch_outputs["autodiff_numeric"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"^0\s+primal\s+torch\s.*FAIL$", p.stdout, re.M), p.stdout
+    assert re.search(r"^2\s+fwd-over-rev\s+torch.func\s.*FAIL$", p.stdout, re.M), p.stdout
+    assert p.stdout.rstrip().endswith("AUTODIFF: FAIL")
+
+
+def test_autodiff_error_rows_exit_1(torch_outputs):
+    p = torch_outputs["autodiff_error_rows"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"^1\s+fwd\s+torch.func\s.*ERROR$", p.stdout, re.M), p.stdout
+    assert re.search(r"^1\s+rev\s+torch.autograd\s.*PASS$", p.stdout, re.M), p.stdout
+    assert "ERROR fwd [torch.func]:" in p.stdout
+
+
+def test_autodiff_exact(torch_outputs):
+    p = torch_outputs["autodiff_exact"]
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"^0\s+primal\s+torch\s+failed$", p.stdout, re.M), p.stdout
+    assert p.stdout.rstrip().endswith("AUTODIFF: FAIL")
+    p = run("autodiff", "cli_layer_impls:torch_instance_norm_primitive", "--layer", "instance_norm",
+            "--shape", "1x2x3", "--exact", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    (cert,) = one_json_object(p)["certificates"]
+    assert _statuses(cert) == {"primal": "proved", "torch.func fwd": "proved", "torch.func rev": "proved",
+                               "torch.autograd rev": "proved", "torch.autograd.forward_ad fwd": "proved"}
+
+
+def test_autodiff_broken_target_is_bad_input_and_cannot_choose_the_status(tmp_path):
+    pytest.importorskip("torch")
+    p = run("autodiff", "cli_layer_impls:torch_raises", "--layer", "instance_norm", "--shape", "1x2x3",
+            "--order", "1", "--points", "1")
+    assert_usage_error(p, "f raised", "this forward is broken")
+    (tmp_path / "exits_in_f.py").write_text("import os\ndef f(x, w, b):\n    os._exit(0)\n")
+    p = run("autodiff", "exits_in_f:f", "--layer", "instance_norm", "--shape", "1x2x3", "--order", "1",
+            "--points", "1", cwd=tmp_path)
+    assert p.returncode == 1 and "ended the process before a verdict" in p.stderr, (p.returncode, p.stderr)
+    assert p.stdout.strip() == "AUTODIFF: FAIL"
+
+
+def test_every_term_of_the_framework_and_autodiff_output_has_an_entry(torch_outputs):
+    terms = set(PLAIN_TERMS_NEW)
+    for name, p in torch_outputs.items():
+        found = jargon(p.stdout)
+        assert found, name
+        terms |= found
+    for t in ("torch.func", "torch.autograd.forward_ad", "ERROR", "make_fx", "AUTODIFF"):
+        assert t in terms, t
+    _assert_explained(terms)
