@@ -64,15 +64,18 @@ def _subject(subject):
 
 
 def _eps_words(layer):
+    # TorchLean's channel-first graph names its statistics per channel (var_c, as the stage
+    # statements and `symbolic-bn check` do); the other layers per statistics group
+    channel_first = layer.name == "batchnorm_channel_first"
+    word = ("var_c" if channel_first else "var") if layer.centered else "mean(x²)"
     if layer.symbolic_eps:
-        word = "var" if layer.centered else "mean(x²)"
         if layer.eps.is_positive:
             return "ε symbolic, ε > 0"
         return f"ε symbolic (any real ε with {word} + ε > 0)"
     if layer.eps > 0:
         return f"ε = {layer.eps}"
-    word = "var" if layer.centered else "mean(x²)"
-    return f"ε = {layer.eps} (not positive: covers only inputs with {word} > {-layer.eps} in every group)"
+    where = "in every channel" if channel_first else "in every group"
+    return f"ε = {layer.eps} (not positive: covers only inputs with {word} > {-layer.eps} {where})"
 
 
 def _run_task(task, layer, graph, backend, budget, seed):
