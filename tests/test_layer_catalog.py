@@ -27,17 +27,9 @@ from layer_catalog import CATALOG  # noqa: E402
 from symbolic_bn.checks.check import check_backward, check_forward  # noqa: E402
 from symbolic_bn.checks.crosscheck import crosscheck, layer_reference  # noqa: E402
 
-try:  # the engine's backend error (python-flint), for the known crash below
-    from flint.utils.flint_exceptions import IncompatibleContextError
-except ImportError:  # pragma: no cover - flint is optional
-    IncompatibleContextError = None
-
-#: Wrong backwards whose exact check crashes in the engine (not in the user's code): a flint
-#: IncompatibleContextError from symbolic_bn/exact/space.py Space.embed, whose MULTI branch
-#: starts from ``ring.zero`` and adds ``ring.embed_from(...)`` results -- embed_from can add an
-#: atom to the ring and grow it to a new context, so the sum mixes two contexts.  Reproducer in
-#: the report: an n − 1 rms_norm backward at layers.rms_norm((4, 4), (4,)).  Strict xfail: when
-#: the engine is fixed these pass and the marker must go.
+#: Wrong backwards whose exact check once crashed in the engine (a flint IncompatibleContextError:
+#: Space.embed summed the parts of a multi-ring value while embedding them could grow the ring to
+#: a new context).  Fixed in exact/space.py; kept as a named group so the regression stays visible.
 ENGINE_CRASH = {(layer, "backward", name) for layer, name in (
     ("instance_norm", "channel_axis_statistics"), ("layer_norm", "last_axis_statistics"),
     ("group_norm", "interleaved_groups"), ("rms_norm", "centered"), ("rms_norm", "bessel_mean_square"),
@@ -49,9 +41,6 @@ def _entries(role, correct, exact=True):
     for layer_name, cat in CATALOG.items():
         for e in cat.select(role, correct):
             marks = []
-            if exact and (layer_name, e.role, e.name) in ENGINE_CRASH and IncompatibleContextError is not None:
-                marks.append(pytest.mark.xfail(raises=IncompatibleContextError, strict=True,
-                                               reason="engine crash: Space.embed mixes ring contexts"))
             out.append(pytest.param(layer_name, e, id=f"{layer_name}-{e.role}-{e.name}", marks=marks))
     return out
 
@@ -66,7 +55,7 @@ def _check(entry, layer):
 def test_catalog_has_five_wrong_and_three_correct_backwards_per_layer():
     assert set(CATALOG) == {"batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm"}
     for name, cat in CATALOG.items():
-        wrong = [e for e in cat.select("backward", False) if (name, "backward", e.name) not in ENGINE_CRASH]
+        wrong = cat.select("backward", False)
         assert len(wrong) >= 5, name
         assert len(cat.select("backward", True)) >= 3, name
         assert len(cat.select("forward", True)) >= 2 and len(cat.select("forward", False)) >= 2, name
@@ -208,8 +197,6 @@ def test_wrong_is_caught_by_crosscheck_in_the_outputs_the_check_failed(layer_nam
     assert not res.ok
     numerically_wrong = {name for name, o in res.outputs.items() if not o.ok}
     assert numerically_wrong
-    if (layer_name, entry.role, entry.name) in ENGINE_CRASH:
-        return  # the exact check crashes (see ENGINE_CRASH): nothing to compare with
     cert = _check(entry, layer)
     exactly_wrong = {ob.name.split(".", 1)[1] for ob in cert if ob.status == "failed"}
     exactly_right = {ob.name.split(".", 1)[1] for ob in cert if ob.status == "proved"}
@@ -225,3 +212,12 @@ def test_wrong_backward_in_float32_is_caught_too(layer_name):
     for entry in cat.select("backward", False)[:3]:
         res = crosscheck(backward=entry.fn, layer=layer, dtype="float32", points=5)
         assert not res.ok, (entry.name, res.summary())
+
+
+@pytest.mark.parametrize("layer_name, name", sorted((l, n) for l, _, n in ENGINE_CRASH))
+def test_once_crashing_wrong_backwards_are_failed_with_a_counterexample(layer_name, name):
+    # Space.embed used to mix two flint contexts here (IncompatibleContextError)
+    entry = next(e for e in CATALOG[layer_name].select("backward", False) if e.name == name)
+    cert = _check(entry, CATALOG[layer_name].layer())
+    failed = cert.failed()
+    assert failed and all(ob.counterexample for ob in failed)

@@ -152,9 +152,12 @@ class Space:
         if v.ring is ring:
             return v.poly()
         if v.ring is MULTI:
+            # embed_from may grow ``ring`` to a new context (a new atom), so the parts are summed
+            # only once all are embedded, each lifted to the final context
+            parts = [ring.embed_from(part_ring, p) for part_ring, p in v.p.items()]
             total = ring.zero
-            for part_ring, p in v.p.items():
-                total = total + ring.embed_from(part_ring, p)
+            for q in parts:
+                total = total + ring.lift(q)
             return total
         cache = v._embedded
         if cache is not None:
