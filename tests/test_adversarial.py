@@ -79,3 +79,18 @@ def test_entry_at_mean_point_stays_inside_a_domain_with_nonpositive_eps(eps):
     assert cert.ok
     wrong = check_backward(B.wrong_sign, shape=(2, 1, 2), eps=eps)
     assert wrong.failed()
+
+
+# -- prove(graph) with a hostile node ----------------------------------------------------------
+
+@pytest.mark.parametrize("returns", [None, "z"])
+def test_node_whose_forward_returns_a_non_number_is_undecided_not_a_crash(returns):
+    import dataclasses
+    from symbolic_bn import batchnorm_channel_first, prove
+    g = batchnorm_channel_first(1, 2, 2, eps=sympy.Rational(1, 10))
+    node = next(n for n in g.nodes if n.name == "var_eps")
+    # before: AttributeError ('NoneType' object has no attribute 'is_Add') out of prove
+    cert = prove(g.replace("var_eps", dataclasses.replace(node, f=lambda alg, z: returns)), jobs=1)
+    assert not cert.ok
+    assert cert["end_to_end.backprop_eq_adjoint_fderiv"].status == "undecided"
+    assert cert["stage.var_eps.derivative"].status == "undecided"

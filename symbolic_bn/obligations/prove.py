@@ -24,7 +24,7 @@ import sympy
 
 from .. import layers as L
 from ..exact.backends import available_backends, default_backend
-from ..exact.budget import check_budget
+from ..exact.budget import BudgetExceeded, check_budget
 from ..graphs.batchnorm import BatchNormGraph
 from ..graphs.layer_graphs import LayerGraph, layer_graph
 from ..exact.errors import ExactError
@@ -83,7 +83,10 @@ def _run_task(task, layer, graph, backend, budget, seed):
     an exact 0, branch on data -- becomes 'undecided' obligations naming it, never a crash."""
     try:
         return _run_task_unguarded(task, layer, graph, backend, budget, seed)
-    except (ExactError, ValueError, TypeError, KeyError, ZeroDivisionError, ArithmeticError) as exc:
+    except BudgetExceeded:
+        raise
+    except (Exception, SystemExit, GeneratorExit) as exc:  # noqa: BLE001 - a node's f returning None
+        # (AttributeError), a wrong shape (IndexError), sys.exit in a node's code: never a crash
         why = f"the graph could not be evaluated exactly: {type(exc).__name__}: {exc}"
         if task[0] == "e2e":
             return {"status": "undecided", "detail": why, "counterexample": None, "entries": 0,
