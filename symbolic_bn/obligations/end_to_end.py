@@ -15,6 +15,10 @@ stated on the graph's own statistics.
 
 The block structure comes with it: no slot entry depends on the inputs x of two statistics
 groups, and backprop sends no seed of one group's entries to another group's x.
+
+Speed: a chunk is first tried with its seeds packed into one polynomial
+(:mod:`~symbolic_bn.obligations.seed_forms`), which can only confirm that every coefficient agrees
+syntactically; any other outcome is decided coefficient by coefficient as before.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from ..exact.space import Space
 from ..exact.value import _CONTEXT_ERRORS, Value
 from .certificate import Obligation
 from .raw_forms import LeavesRing, RawForm
+from . import seed_forms
 
 __all__ = ["end_to_end_obligations"]
 
@@ -59,10 +64,11 @@ def _chunks(setting, slot):
     return list(out.values())
 
 
-def _compare_slot(setting, slot, jac):
+def _compare_slot(setting, slot, jac, memo=None):
     bad, cross, count = [], [], 0
+    memo = {} if memo is None else memo
     for entries in _chunks(setting, slot):
-        b, c, n = _compare_chunk(setting, slot, entries, jac)
+        b, c, n = _compare_chunk(setting, slot, entries, jac, memo)
         bad += b
         cross += c
         count += n
@@ -80,9 +86,12 @@ def _chunk_ring(setting, slot, entries):
     return ring
 
 
-def _compare_chunk(setting, slot, entries, jac):
+def _compare_chunk(setting, slot, entries, jac, memo):
     ring = _chunk_ring(setting, slot, entries)
     if ring is not None:
+        settled = _compare_chunk_packed(setting, slot, entries, jac, ring, memo)
+        if settled is not None:
+            return settled
         try:
             return _compare_chunk_raw(setting, slot, entries, jac, ring)
         except LeavesRing:
@@ -153,6 +162,64 @@ def _compare_chunk_raw(setting, slot, entries, jac, ring):
             if not a.is_zero() and not normal.is_zero(ring, ring.lift(a)):
                 bad.append(((key, entry), Value(space, ring, a), None))
     return bad, cross, count
+
+
+def _compare_chunk_packed(setting, slot, entries, jac, ring, memo):
+    """The chunk settled with the seeds packed into one polynomial
+    (:mod:`~symbolic_bn.obligations.seed_forms`): ``([], [], count)`` when every packed backprop
+    coefficient equals the packed ``J_E`` column syntactically and no pair crosses groups; None
+    when that is not so or cannot be done here (the caller then decides coefficient by coefficient)."""
+    packing = seed_forms.free_generator(ring)
+    if packing is None:
+        return None
+    ctx, ti = packing
+    graph, values, space = setting.graph, setting.values, setting.space
+    t = ring.gens[ti]
+    order = sorted(entries)
+    try:
+        F = []
+        for idx in order:
+            F.append(seed_forms.value_poly(values[slot][idx], ring, ctx))
+        seed = np.empty(graph.shapes[slot], dtype=object)
+        seed.fill(space.zero())
+        for j, idx in enumerate(order):
+            seed[idx] = seed_forms.SeedForm.seed(ring, t, j)
+        cot = graph.backprop(setting.inputs, {slot: seed}, setting.alg, values=values)
+        packed = ring.zero
+        for j, p in enumerate(F):
+            packed = packed + t ** j * p
+        inputs = set(graph.input_names)  # E's inputs; ε is a parameter, not an input
+        want = {e: q for e, q in seed_forms.packed_gradient(jac, ring, packed, ti).items() if e[0] in inputs}
+        if not seed_forms.still_free(ring, packing):
+            return None
+        reached = list(want)
+        for name in graph.input_names:
+            arr = cot[name]
+            for idx in np.ndindex(*arr.shape):
+                form = arr[idx]
+                w = want.pop((name, idx), None)
+                if type(form) is seed_forms.SeedForm:
+                    if form.ring is not ring or not (form.p == w if w is not None else form.p.is_zero()):
+                        return None
+                elif not (type(form) is Value and form.is_syntactic_zero()) or w is not None:
+                    return None
+    except (seed_forms.Unused,) + seed_forms.FAST_PATH_ERRORS:
+        return None
+    # Every coefficient agrees.  A pair crossing groups has a nonzero coefficient, so its input
+    # entry is among those J_E reaches at all (the packed polynomials' entries).
+    blocks = _x_blocks(space, values[slot][order[0]])  # the chunk's values share their groups
+    x_name = setting.problem.x_name
+    if blocks and any(e[0] == x_name and blocks != {setting.layer.group_of(e[1])} for e in reached):
+        return None  # the ordinary path names the pairs
+    # the number of nonzero J_E entries: each value's own gradient (one per distinct value)
+    count = 0
+    for idx in order:
+        v = values[slot][idx]
+        got = memo.get(id(v))
+        if got is None or got[0] is not v:
+            got = memo[id(v)] = (v, sum(1 for e in jac._poly(ring, ring.lift(v.p)) if e[0] in inputs))
+        count += got[1]
+    return [], [], count
 
 
 def _compare_chunk_values(setting, slot, entries, jac):
@@ -268,8 +335,9 @@ def end_to_end_part(setting, slots, budget, rng) -> dict:
         with time_budget(budget):
             jac = setting.problem.inputs.jacobian()
             bad, cross = [], []
+            memo: dict = {}  # value id -> (value, its number of nonzero entry derivatives)
             for slot in slots:
-                b, c, n = _compare_slot(setting, slot, jac)
+                b, c, n = _compare_slot(setting, slot, jac, memo)
                 bad += b
                 cross += c
                 part["entries"] += n
