@@ -28,6 +28,7 @@ from ..exact.errors import ExactError
 from ..exact.linear import LinearForm
 from ..exact.value import Value
 from .raw_forms import LeavesRing, RawForm
+from . import seed_forms
 from ..graphs import closed_forms
 from .certificate import Obligation
 from .setting import ProofSetting, point_counterexample
@@ -142,6 +143,8 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
         out_slot = setting.output
         bad = []
         for chunk in _by_ring({out_slot: setting.values[out_slot]}):
+            if _backward_packed(chunk):
+                continue  # every coefficient agrees (seed_forms): nothing to report
             try:
                 bad += _backward(chunk, raw=True)
             except LeavesRing:  # a parameter shared by groups: the same with Value coefficients
@@ -162,6 +165,23 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
             bad += _unequal_forms(space, cot[name], w, "d" + name)
         return bad
 
+    def _backward_packed(chunk):
+        out_slot = setting.output
+        shapes = {out_slot: graph.shapes[out_slot]}
+        packed = _packed_units(chunk, {out_slot: setting.values[out_slot]}, shapes, space)
+        if packed is None:
+            return False
+        ring, packing, units = packed
+        try:
+            g = units[out_slot]
+            cot = graph.backprop(setting.inputs, {out_slot: g}, setting.alg, values=setting.values)
+            want = closed_forms.backward(layer, _plain(problem.x), _plain(problem.weight),
+                                         _plain(problem.bias) if problem.b_name else None, g, eps, _OBJECTS)
+            same = all(_same_packed(ring, cot[name], w) for name, w in zip(layer.argument_names, want))
+        except (seed_forms.Unused,) + seed_forms.FAST_PATH_ERRORS:
+            return False
+        return same and seed_forms.still_free(ring, packing)
+
     run("link.backward_closed_form",
         spec_names.get("backward", f"with a seed g on the output only, backprop = the closed-form backward "
                        f"of {layer.name}: dx = (r/n)(n ĝ − Σĝ − x̂ Σ ĝ x̂) per statistics group (ĝ = g·γ, "
@@ -173,6 +193,8 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
         bad = []
         names = layer.argument_names
         for chunk in _by_ring({n: setting.inputs[n] for n in names}):
+            if _jvp_packed(chunk):
+                continue  # every coefficient agrees (seed_forms): nothing to report
             try:
                 bad += _jvp(chunk, raw=True)
             except LeavesRing:
@@ -191,6 +213,24 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
                                 tangents[names[0]], tangents[names[1]],
                                 tangents[names[2]] if len(names) > 2 else None, eps, _OBJECTS)
         return _unequal_forms(space, tan[setting.output], want, "dy")
+
+    def _jvp_packed(chunk):
+        names = layer.argument_names
+        packed = _packed_units(chunk, {n: setting.inputs[n] for n in names},
+                               {n: setting.inputs[n].shape for n in names}, space)
+        if packed is None:
+            return False
+        ring, packing, tangents = packed
+        try:
+            tan = graph.jvp(setting.inputs, tangents, setting.alg, values=setting.values)
+            want = closed_forms.jvp(layer, _plain(problem.x), _plain(problem.weight),
+                                    _plain(problem.bias) if problem.b_name else None,
+                                    tangents[names[0]], tangents[names[1]],
+                                    tangents[names[2]] if len(names) > 2 else None, eps, _OBJECTS)
+            same = _same_packed(ring, tan[setting.output], want)
+        except (seed_forms.Unused,) + seed_forms.FAST_PATH_ERRORS:
+            return False
+        return same and seed_forms.still_free(ring, packing)
 
     run("link.jvp_closed_form",
         spec_names.get("jvp", "the graph's JVP on the output = the closed-form JVP: dy = γ r (dx − mean(dx) − "
@@ -300,6 +340,51 @@ def _units(shape, prefix, space, rings_from=None, only=None):
         else:
             arr[idx] = LinearForm.unit(key, one)
     return arr
+
+
+def _packed_units(chunk, rings_from, shapes, space):
+    """(ring, packing, {name: array}): independent symbols at the chunk's indices as packed
+    :class:`~symbolic_bn.obligations.seed_forms.SeedForm` s (zero elsewhere), numbered in the
+    order of ``shapes`` and of the indices; None when the chunk's entries do not share one ring
+    with a free packing generator."""
+    rings = {}
+    for name, idxs in chunk.items():
+        for idx in idxs:
+            ring = getattr(rings_from[name][idx], "ring", None)
+            rings[id(ring)] = ring
+    if len(rings) != 1:
+        return None
+    ring, = rings.values()
+    packing = seed_forms.free_generator(ring) if ring is not None else None
+    if packing is None:
+        return None
+    t = ring.gens[packing[1]]
+    zero = space.zero()
+    out, j = {}, 0
+    for name, shape in shapes.items():
+        arr = np.empty(shape, dtype=object)
+        arr.fill(zero)
+        for idx in sorted(chunk.get(name, ())):
+            arr[idx] = seed_forms.SeedForm.seed(ring, t, j)
+            j += 1
+        out[name] = arr
+    return ring, packing, out
+
+
+def _packed_poly(ring, form):
+    if type(form) is seed_forms.SeedForm and form.ring is ring:
+        return form.p
+    if type(form) is Value and form.is_syntactic_zero():
+        return ring.zero
+    raise seed_forms.Unused
+
+
+def _same_packed(ring, got, want) -> bool:
+    """Whether two arrays of packed forms have the same polynomials (so the same coefficients)."""
+    got, want = np.asarray(got, dtype=object), np.asarray(want, dtype=object)
+    if got.shape != want.shape:
+        return False
+    return all(_packed_poly(ring, got[idx]) == _packed_poly(ring, want[idx]) for idx in np.ndindex(*want.shape))
 
 
 def _unequal_forms(space, got, want, name):
