@@ -19,7 +19,8 @@ Subcommands:
   ``--order``: numerically against 50-digit references (:func:`symbolic_bn.crosscheck_autodiff`)
   or, with ``--exact``, traced and proved (:func:`symbolic_bn.checks.framework_autodiff.check_autodiff`);
 * ``bounds`` (inference BatchNorm IBP / derivative boxes and their certificate), ``report``
-  (regenerates ``reports/``) and ``explain`` (the glossary, :mod:`symbolic_bn.glossary`).
+  (regenerates ``reports/``), ``explain TERM`` and ``glossary`` (the glossary,
+  :mod:`symbolic_bn.glossary`).
 
 Exit status: 0 when everything checked holds, 1 when an obligation failed, a check did not pass,
 is undecided or could not be run exactly, 2 for bad usage or input.  User errors are one line on
@@ -489,7 +490,7 @@ def _layer_options(p, shape_help, repeat=False):
 
 GLOSSARY_POINTER = textwrap.fill(
     f"Every term in the output (slot, seed, sqrtClamp, IBP, err/bound, fwd-over-rev, ...) is "
-    f"explained by `symbolic-bn explain TERM`; `symbolic-bn explain` lists them all, and "
+    f"explained by `symbolic-bn explain TERM`; `symbolic-bn glossary` prints them all, and "
     f"{README_GLOSSARY} has the same text.", width=92)
 
 _PROVE_DESCRIPTION = """\
@@ -549,6 +550,11 @@ _EXPLAIN_DESCRIPTION = """\
 Explain a term the other subcommands print (case-insensitive; an index such as var_c or
 dx[0, 0, 0] and obligation names such as stage.std.derivative are understood).  Without a
 term, list every term with a one-line explanation."""
+
+_GLOSSARY_DESCRIPTION = """\
+Print every term the other subcommands print (slot, seed, context, totalized, sqrtClamp,
+rowMean, J_E, IBP, err/bound, kappa, fwd-over-rev, ...) with its explanation in words a PyTorch
+user knows, grouped by topic.  `symbolic-bn explain TERM` prints one entry."""
 
 #: Mode names, for --help (symbolic_bn.checks.autodiff.MODES, which imports mpmath).
 _MODE_EXAMPLES = "fwd, rev, fwd-over-rev, rev-over-rev, fwd-over-fwd-over-rev, ..."
@@ -700,6 +706,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("term", nargs="*", metavar="TERM",
                     help="the term, e.g. sqrtClamp, 'side condition', err/bound (omit it to list all)")
     ex.add_argument("--json", action="store_true",
+                    help="print one JSON object (with a boolean \"ok\") on stdout instead of text")
+    gl = add("glossary", "print the whole glossary: every term of the output, explained",
+             _GLOSSARY_DESCRIPTION)
+    gl.add_argument("--markdown", action="store_true",
+                    help="print it as Markdown (the README's Glossary section) instead of text")
+    gl.add_argument("--json", action="store_true",
                     help="print one JSON object (with a boolean \"ok\") on stdout instead of text")
     return p
 
@@ -1517,6 +1529,17 @@ def _cmd_explain(args):
     return 0, [glossary.render(entry)]
 
 
+def _cmd_glossary(args):
+    from . import glossary
+    if args.json and args.markdown:
+        raise UsageError("--json and --markdown exclude each other: choose one output format")
+    if args.json:
+        return 0, [json.dumps({"ok": True, "categories": list(glossary.CATEGORIES), "terms": [
+            {"term": e.term, "category": e.category, "aliases": list(e.aliases), "text": e.text,
+             "see": list(e.see)} for e in glossary.entries()]}, indent=2, ensure_ascii=False)]
+    return 0, [(glossary.markdown() if args.markdown else glossary.full_text()).rstrip("\n")]
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
@@ -1526,7 +1549,7 @@ def main(argv=None) -> int:
             print(__version__)
             return 0
         handler = {"prove": _cmd_prove, "check": _cmd_check, "autodiff": _cmd_autodiff, "bounds": _cmd_bounds,
-                   "report": _cmd_report, "explain": _cmd_explain}.get(args.command)
+                   "report": _cmd_report, "explain": _cmd_explain, "glossary": _cmd_glossary}.get(args.command)
         if handler is None:
             parser.print_help(sys.stderr)
             return 2

@@ -6,7 +6,7 @@ the spellings the output uses as aliases.  Obligation *families* (``stage.std.de
 obligation of the family ``stage.*.derivative``) are matched by a pattern, and a per-entry index
 (``var_c``, ``std_i``, ``x_{c,p}``, ``dx[0, 0, 0]``) is stripped before looking a term up.
 
-Used by ``symbolic-bn explain [TERM]`` and to generate the README's "Glossary" section
+Used by ``symbolic-bn explain [TERM]``, ``symbolic-bn glossary`` (:func:`full_text`) and to generate the README's "Glossary" section
 (:func:`markdown`).  Facts about TorchLean come from the reference notes
 (``torchlean.md`` §1-§3, §12); facts about the cross-check from :mod:`symbolic_bn.checks.crosscheck`.
 """
@@ -18,7 +18,7 @@ import textwrap
 from dataclasses import dataclass
 
 __all__ = ["Entry", "ENTRIES", "CATEGORIES", "lookup", "closest", "entries", "render", "listing",
-           "markdown"]
+           "full_text", "markdown"]
 
 #: Categories, in the order the listing and the README show them.
 CATEGORIES = (
@@ -793,6 +793,18 @@ def listing(width: int = 88) -> str:
                                            initial_indent="  ", subsequent_indent="      "))
         lines.append("")
     lines.append("symbolic-bn explain TERM prints one entry in full (case-insensitive).")
+    return "\n".join(lines)
+
+
+def full_text(width: int = 88) -> str:
+    """The whole glossary as terminal text: every entry in full, by category."""
+    lines = []
+    for cat in CATEGORIES:
+        lines += [f"{cat[0].upper()}{cat[1:]}", "=" * len(cat), ""]
+        for e in ENTRIES:
+            if e.category == cat:
+                lines += [render(e, width), ""]
+    lines.append("symbolic-bn explain TERM prints one entry (case-insensitive).")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ subprocess (:func:`cli_run.run`); argument parsing and usage errors, which never
 code, run in-process through ``symbolic_bn.cli.main`` (:func:`cli_run.run_here`) to keep the file
 fast.  The outputs the glossary test reads are produced once per module (fixture ``outputs``).
 """
+import concurrent.futures
 import json
 import re
 import signal
@@ -37,7 +38,7 @@ SCALE = [1.0, -2.0]  # gamma / sqrt(var + eps) of PARAMS
 USER_NAMES = {"wrong_backward", "backward", "forward", "backward_unsupported", "cs231n_style_backward",
               "cs231n_wrong_forgets_dmu", "batch_norm_backward_per_sample", "double_backward_without_ggbeta",
               "float_buffer_backward", "torch_batch_norm_backward_wrong_dbias", "torch_cumsum_forward",
-              "torch_instance_norm_bessel", "torch_instance_norm_without_jvp",
+              "torch_instance_norm_bessel", "torch_instance_norm_without_jvp", "torch_instance_norm_primitive",
               "numpy_implementations.py", "cli_layer_impls.py", "cli_impls.py", "keepdims", "axis",
               "x.shape", "e.g"}  # the last two: "e.g. np.zeros(x.shape)", prose and NumPy code
 #: Words of the layer / framework / autodiff output with a special meaning (not found by shape).
@@ -66,30 +67,34 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def outputs(files):
     """Real CLI output of every subcommand, produced once (console script, subprocess)."""
-    runs = {
-        "prove": run("prove", "--shape", "1x2x2"),
-        "prove_neg_eps": run("prove", "--shape", "1x2x2", "--eps", "-1", "--brief"),
-        "check_exact": run("check", "cli_impls:wrong_backward", "--forward", "cli_impls:forward",
-                           "--shape", "1x2x3"),
-        "check_numeric": run("check", "cli_impls:wrong_backward", "--numeric", "--shape", "1x2x3"),
-        "check_unsupported": run("check", "cli_impls:backward_unsupported", "--shape", "1x2x3"),
-        "check_numpy": run("check", "numpy_implementations:cs231n_wrong_forgets_dmu", "--shape", "1x2x3"),
-        "check_float_buffer": run("check", "numpy_implementations:float_buffer_backward", "--shape", "1x2x3"),
-        "check_layer": run("check", "cli_layer_impls:batch_norm_backward_per_sample", "--layer", "batch_norm",
-                           "--shape", "2x2x3"),
-        "check_layer_numeric": run("check", "cli_layer_impls:batch_norm_backward_per_sample", "--numeric",
-                                   "--layer", "batch_norm", "--shape", "2x2x3"),
-        "check_double_backward": run("check", "cli_layer_impls:double_backward_without_ggbeta",
-                                     "--double-backward", "--shape", "1x2x3"),
-        "prove_layer_order": run("prove", "--layer", "layer_norm", "--shape", "2x3", "--normalized-shape", "3",
-                                 "--order", "3"),
-        "prove_layers": run("prove", "--layer", "rms_norm", "--shape", "2x3", "--normalized-shape", "3",
-                            "--eps", "1e-5"),
-        "prove_group_norm": run("prove", "--layer", "group_norm", "--shape", "1x4x2", "--groups", "2"),
-        "prove_batch_norm": run("prove", "--layer", "batch_norm", "--shape", "2x2x2"),
-        "bounds": run("bounds", "--params", files["params"], "--box", files["box"], "--dbox",
-                      files["dbox"], "--ddbox", files["box"], "--prove"),
+    calls = {
+        "prove": ("prove", "--shape", "1x2x2"),
+        "prove_neg_eps": ("prove", "--shape", "1x2x2", "--eps", "-1", "--brief"),
+        "check_exact": ("check", "cli_impls:wrong_backward", "--forward", "cli_impls:forward",
+                        "--shape", "1x2x3"),
+        "check_numeric": ("check", "cli_impls:wrong_backward", "--numeric", "--shape", "1x2x3"),
+        "check_unsupported": ("check", "cli_impls:backward_unsupported", "--shape", "1x2x3"),
+        "check_numpy": ("check", "numpy_implementations:cs231n_wrong_forgets_dmu", "--shape", "1x2x3"),
+        "check_float_buffer": ("check", "numpy_implementations:float_buffer_backward", "--shape", "1x2x3"),
+        "check_layer": ("check", "cli_layer_impls:batch_norm_backward_per_sample", "--layer", "batch_norm",
+                        "--shape", "2x2x3"),
+        "check_layer_numeric": ("check", "cli_layer_impls:batch_norm_backward_per_sample", "--numeric",
+                                "--layer", "batch_norm", "--shape", "2x2x3"),
+        "check_double_backward": ("check", "cli_layer_impls:double_backward_without_ggbeta",
+                                  "--double-backward", "--shape", "1x2x3"),
+        "prove_layer_order": ("prove", "--layer", "layer_norm", "--shape", "2x3", "--normalized-shape", "3",
+                              "--order", "3"),
+        "prove_layers": ("prove", "--layer", "rms_norm", "--shape", "2x3", "--normalized-shape", "3",
+                         "--eps", "1e-5"),
+        "prove_group_norm": ("prove", "--layer", "group_norm", "--shape", "1x4x2", "--groups", "2"),
+        "prove_batch_norm": ("prove", "--layer", "batch_norm", "--shape", "2x2x2"),
+        "bounds": ("bounds", "--params", files["params"], "--box", files["box"], "--dbox",
+                   files["dbox"], "--ddbox", files["box"], "--prove"),
     }
+    # two at a time (2 cores): each call is a new interpreter, mostly waiting on imports
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run, *args) for name, args in calls.items()}
+        runs = {name: f.result() for name, f in futures.items()}
     for name, p in runs.items():
         assert "Traceback" not in p.stderr, (name, p.stderr)
         assert p.returncode in (0, 1), (name, p.returncode, p.stderr)
@@ -119,7 +124,7 @@ def test_every_subcommand_and_option_has_help():
     from symbolic_bn.cli import build_parser
     parser = build_parser()
     subs = _subparsers(parser)
-    assert set(subs) == {"prove", "check", "autodiff", "bounds", "report", "explain"}
+    assert set(subs) == {"prove", "check", "autodiff", "bounds", "report", "explain", "glossary"}
     for name, sp in [("symbolic-bn", parser), *subs.items()]:
         if name != "symbolic-bn":
             assert sp.description and len(sp.description.split()) >= 10, name
@@ -236,6 +241,29 @@ def test_explain_subprocess_listing_and_unknown_term():
     assert_usage_error(run_here("explain", "zzzzqqq"), "no glossary entry")
 
 
+def test_glossary_subcommand_prints_every_entry_in_full():
+    """`symbolic-bn glossary`: every entry with its whole explanation (not only the first
+    sentence, as `explain` lists them), grouped by category; --markdown is the README's section."""
+    from symbolic_bn import glossary
+    p = run("glossary")
+    assert p.returncode == 0 and p.stderr == ""
+    flat = " ".join(p.stdout.split())
+    for e in glossary.entries():
+        assert " ".join(glossary.render(e).split()) in flat, e.term
+    for word in ("slot", "seed", "context", "totalized", "sqrtClamp", "rowMean", "J_E", "IBP",
+                 "err/bound", "kappa"):
+        assert re.search(rf"^{re.escape(glossary.lookup(word).term)}\b", p.stdout, re.M), word
+    positions = [p.stdout.index(f"{c[0].upper()}{c[1:]}\n") for c in glossary.CATEGORIES]
+    assert positions == sorted(positions)
+    md = run_here("glossary", "--markdown")
+    assert md.returncode == 0 and md.stdout == glossary.markdown()
+    doc = one_json_object(run_here("glossary", "--json"))
+    assert [t["term"] for t in doc["terms"]] == [e.term for e in glossary.entries()]
+    assert all(t["text"] == e.text for t, e in zip(doc["terms"], glossary.entries()))
+    assert_usage_error(run_here("glossary", "--json", "--markdown"), "--json", "--markdown")
+    assert_usage_error(run_here("glossary", "kappa"), "unrecognized arguments")
+
+
 # ---------------------------------------------------------------- text rendering
 def test_text_rendering_is_readable(outputs):
     text = outputs["prove"].stdout
@@ -256,6 +284,11 @@ def test_text_rendering_is_readable(outputs):
     assert "ε = -1 (not positive: covers only inputs with var_c > 1 in every channel): OK" in neg
     check = outputs["check_exact"].stdout
     assert "== backward wrong_backward at 1x2x3, ε symbolic (any real ε with var_c + ε > 0) ==" in check
+    # the other layers have one statistic per group, not per channel c: "var", rms_norm's mean(x²)
+    layer = outputs["check_layer"].stdout
+    assert "at batch_norm 2x2x3, ε symbolic (any real ε with var + ε > 0) ==" in layer
+    assert "var_c" not in layer.split("==")[1]
+    assert "GroupNorm 1x4x2, G=2, ε symbolic (any real ε with var + ε > 0): OK" in outputs["prove_group_norm"].stdout
 
 
 def test_text_module_renders_numbers_and_other_subjects():
@@ -1054,27 +1087,38 @@ def test_autodiff_bad_usage_is_one_line_exit_2(extra, needles):
 @pytest.fixture(scope="module")
 def torch_outputs():
     pytest.importorskip("torch")
-    runs = {
-        "autodiff_numeric": run("autodiff", "cli_layer_impls:torch_instance_norm_bessel", "--layer",
-                                "instance_norm", "--shape", "1x2x3", "--order", "2", "--points", "1"),
-        "autodiff_exact": run("autodiff", "cli_layer_impls:torch_instance_norm_bessel", "--layer",
-                              "instance_norm", "--shape", "1x2x3", "--exact"),
-        "autodiff_error_rows": run("autodiff", "cli_layer_impls:torch_instance_norm_without_jvp", "--layer",
-                                   "instance_norm", "--shape", "1x2x3", "--order", "1", "--points", "1"),
-        "check_framework": run("check", "cli_layer_impls:torch_batch_norm_backward_wrong_dbias", "--forward",
-                               "cli_layer_impls:torch_cumsum_forward", "--framework", "torch", "--layer",
-                               "batch_norm", "--shape", "2x2x3"),
+    calls = {
+        "autodiff_numeric": ("autodiff", "cli_layer_impls:torch_instance_norm_bessel", "--layer",
+                             "instance_norm", "--shape", "1x2x3", "--order", "2", "--points", "1"),
+        "autodiff_exact": ("autodiff", "cli_layer_impls:torch_instance_norm_bessel", "--layer",
+                           "instance_norm", "--shape", "1x2x3", "--exact"),
+        "autodiff_exact_primitive": ("autodiff", "cli_layer_impls:torch_instance_norm_primitive", "--layer",
+                                     "instance_norm", "--shape", "1x2x3", "--exact", "--json"),
+        "autodiff_error_rows": ("autodiff", "cli_layer_impls:torch_instance_norm_without_jvp", "--layer",
+                                "instance_norm", "--shape", "1x2x3", "--order", "1", "--points", "1"),
+        "autodiff_builtin": ("autodiff", "torch.nn.functional.batch_norm", "--shape", "2x2x2", "--order", "1",
+                             "--points", "2", "--json"),
+        "autodiff_primitive_order3": ("autodiff", "cli_layer_impls:torch_instance_norm_primitive", "--layer",
+                                      "instance_norm", "--shape", "1x2x3", "--order", "3", "--modes",
+                                      "fwd-over-rev-over-rev,rev-over-rev-over-rev", "--points", "1"),
+        "check_framework": ("check", "cli_layer_impls:torch_batch_norm_backward_wrong_dbias", "--forward",
+                            "cli_layer_impls:torch_cumsum_forward", "--framework", "torch", "--layer",
+                            "batch_norm", "--shape", "2x2x3"),
+        "check_framework_ok": ("check", "cli_layer_impls:torch_batch_norm_backward", "--framework", "torch",
+                               "--layer", "batch_norm", "--shape", "2x2x3", "--json"),
     }
+    # two at a time (2 cores), as in the fixture `outputs`
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run, *args) for name, args in calls.items()}
+        runs = {name: f.result() for name, f in futures.items()}
     for name, p in runs.items():
         assert "Traceback" not in p.stderr, (name, p.stderr)
         assert p.returncode in (0, 1), (name, p.returncode, p.stderr)
     return runs
 
 
-def test_check_framework_torch_correct_backward_is_proved():
-    pytest.importorskip("torch")
-    p = run("check", "cli_layer_impls:torch_batch_norm_backward", "--framework", "torch", "--layer",
-            "batch_norm", "--shape", "2x2x3", "--json")
+def test_check_framework_torch_correct_backward_is_proved(torch_outputs):
+    p = torch_outputs["check_framework_ok"]
     assert p.returncode == 0, p.stdout + p.stderr
     (cert,) = one_json_object(p)["certificates"]
     assert set(_statuses(cert).values()) == {"proved"} and cert["parameters"]["framework"] == "torch"
@@ -1091,17 +1135,14 @@ def test_check_framework_torch_wrong_backward_fails_and_unsupported_op_is_named(
     assert p.stdout.rstrip().endswith("CHECK: FAIL")  # a failed obligation outranks the refusal
 
 
-def test_autodiff_numeric_builtin_and_primitive_pass():
-    pytest.importorskip("torch")
-    p = run("autodiff", "torch.nn.functional.batch_norm", "--shape", "2x2x2", "--order", "1", "--points", "2",
-            "--json")
+def test_autodiff_numeric_builtin_and_primitive_pass(torch_outputs):
+    p = torch_outputs["autodiff_builtin"]
     assert p.returncode == 0, p.stdout + p.stderr
     doc = one_json_object(p)["crosscheck_autodiff"]
-    assert doc["layer"] == "batch_norm" and doc["function"].endswith("f") or doc["function"]
+    assert doc["layer"] == "batch_norm" and "batch_norm" in doc["function"], (doc["layer"], doc["function"])
     assert {(r["mode"], r["api"]) for r in doc["rows"]} >= {("fwd", "torch.func"), ("rev", "torch.autograd")}
     assert all(r["status"] == "PASS" for r in doc["rows"])
-    p = run("autodiff", "cli_layer_impls:torch_instance_norm_primitive", "--layer", "instance_norm", "--shape",
-            "1x2x3", "--order", "3", "--modes", "fwd-over-rev-over-rev,rev-over-rev-over-rev", "--points", "1")
+    p = torch_outputs["autodiff_primitive_order3"]
     assert p.returncode == 0 and p.stdout.rstrip().endswith("AUTODIFF: PASS"), p.stdout + p.stderr
     assert "fwd-over-rev-over-rev" in p.stdout and "rev-over-rev-over-rev" in p.stdout
 
@@ -1127,8 +1168,7 @@ def test_autodiff_exact(torch_outputs):
     assert p.returncode == 1, p.stdout + p.stderr
     assert re.search(r"^0\s+primal\s+torch\s+failed$", p.stdout, re.M), p.stdout
     assert p.stdout.rstrip().endswith("AUTODIFF: FAIL")
-    p = run("autodiff", "cli_layer_impls:torch_instance_norm_primitive", "--layer", "instance_norm",
-            "--shape", "1x2x3", "--exact", "--json")
+    p = torch_outputs["autodiff_exact_primitive"]
     assert p.returncode == 0, p.stdout + p.stderr
     (cert,) = one_json_object(p)["certificates"]
     assert _statuses(cert) == {"primal": "proved", "torch.func fwd": "proved", "torch.func rev": "proved",
@@ -1137,12 +1177,14 @@ def test_autodiff_exact(torch_outputs):
 
 def test_autodiff_broken_target_is_bad_input_and_cannot_choose_the_status(tmp_path):
     pytest.importorskip("torch")
-    p = run("autodiff", "cli_layer_impls:torch_raises", "--layer", "instance_norm", "--shape", "1x2x3",
-            "--order", "1", "--points", "1")
-    assert_usage_error(p, "f raised", "this forward is broken")
     (tmp_path / "exits_in_f.py").write_text("import os\ndef f(x, w, b):\n    os._exit(0)\n")
-    p = run("autodiff", "exits_in_f:f", "--layer", "instance_norm", "--shape", "1x2x3", "--order", "1",
-            "--points", "1", cwd=tmp_path)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        raises = pool.submit(run, "autodiff", "cli_layer_impls:torch_raises", "--layer", "instance_norm",
+                             "--shape", "1x2x3", "--order", "1", "--points", "1")
+        exits = pool.submit(run, "autodiff", "exits_in_f:f", "--layer", "instance_norm", "--shape", "1x2x3",
+                            "--order", "1", "--points", "1", cwd=tmp_path)
+    assert_usage_error(raises.result(), "f raised", "this forward is broken")
+    p = exits.result()
     assert p.returncode == 1 and "ended the process before a verdict" in p.stderr, (p.returncode, p.stderr)
     assert p.stdout.strip() == "AUTODIFF: FAIL"
 
@@ -1150,6 +1192,8 @@ def test_autodiff_broken_target_is_bad_input_and_cannot_choose_the_status(tmp_pa
 def test_every_term_of_the_framework_and_autodiff_output_has_an_entry(torch_outputs):
     terms = set(PLAIN_TERMS_NEW)
     for name, p in torch_outputs.items():
+        if "--json" in p.args:  # JSON keys are for programs, not words of the text output
+            continue
         found = jargon(p.stdout)
         assert found, name
         terms |= found
