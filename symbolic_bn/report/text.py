@@ -80,13 +80,18 @@ def _eps_value(cert: Certificate):
         return None, text
 
 
-def _eps_text(kind, value) -> str:
+def _eps_text(kind, value, layer=None) -> str:
+    # channel-first BatchNorm names its statistic var_c; the other layers of symbolic_bn.layers
+    # have one statistic per group (row, (n, c), (n, group), ...), rms_norm the mean of squares
+    channel_first = layer in (None, "batchnorm_channel_first")
+    word = "var_c" if channel_first else ("mean(x²)" if layer == "rms_norm" else "var")
     if kind == "symbolic":
-        return SYMBOLIC_EPS
+        return SYMBOLIC_EPS if channel_first else f"ε symbolic (any real ε with {word} + ε > 0)"
     if value > 0:
         return f"ε = {value}"
     # ε ≤ 0: only inputs whose variance exceeds -ε are in the domain (issue 11.3)
-    return f"ε = {value} (not positive: covers only inputs with var_c > {-value} in every channel)"
+    where = "in every channel" if channel_first else "in every group"
+    return f"ε = {value} (not positive: covers only inputs with {word} > {-value} {where})"
 
 
 def render_subject(cert: Certificate) -> str:
@@ -95,7 +100,7 @@ def render_subject(cert: Certificate) -> str:
     kind, value = _eps_value(cert)
     if kind is None:
         return subject
-    eps = _eps_text(kind, value)
+    eps = _eps_text(kind, value, (cert.parameters or {}).get("layer"))
     m = re.search(r",?\s*ε = (\S+)$", subject)
     if m:
         return subject[:m.start()] + ", " + eps
