@@ -247,7 +247,8 @@ def batchnorm_section(ctx: Context) -> Section:
         "(index-level calculus: sums over a symbolic number of terms), and confirms it by "
         "expansion at small sizes.",
     ]
-    sec = Section("batchnorm", "BatchNorm (training mode): backward = adjoint of the derivative",
+    sec = Section("batchnorm", "TorchLean's channel-first BatchNorm (BatchNorm2d in training mode, one "
+                  "sample): backward = adjoint of the derivative",
                   _bn_statement([r for r in records if r.data.get("kind") == "bn"], alls, note),
                   claim="proved",
                   records=records, figures=[grid, blocks, pattern, times],

@@ -201,6 +201,12 @@ def _badge(ok, claim) -> str:
     return f'<span class="badge {"ok" if ok else "bad"}">{word[0] if ok else word[1]}</span>'
 
 
+def _section_badges(s) -> str:
+    """PROVED/PASS (or not) for symbolic-bn's own records, FINDINGS for failing audited ones."""
+    own = [r for r in s.records if not r.audited]
+    return (_badge(s.own_results_ok, s.claim) if own or not s.records else "") + _finding_badge(s)
+
+
 def _finding_badge(s) -> str:
     if any(r.audited and not r.ok for r in s.records):
         return '<span class="badge finding">FINDINGS</span>'
@@ -221,6 +227,8 @@ def _totals(sections) -> str:
     n_cert = 0
     for s in sections:
         for r in s.records:
+            if r.audited:  # third-party code's results are counted in the findings line
+                continue
             if _is_certificate(r):
                 n_cert += 1
                 target = cert
@@ -263,7 +271,7 @@ def _first_screen(sections) -> list:
             continue
         parts += [f"<h2>{_e(head)}</h2>", f'<p class="lead">{_e(lead)}</p>', '<ul class="claims">']
         for s in mine:
-            parts.append(f"<li>{_badge(s.own_results_ok, claim)}{_finding_badge(s)}<b>{_e(s.title)}.</b> {_e(s.statement)} "
+            parts.append(f"<li>{_section_badges(s)}<b>{_e(s.title)}.</b> {_e(s.statement)} "
                          f'<a href="#{_e(s.id)}">Details</a></li>')
         parts.append("</ul>")
     rows = []
@@ -312,7 +320,7 @@ def _certificate_block(r) -> list:
 
 
 def _section(s) -> list:
-    parts = [f'<section id="{_e(s.id)}">', f"<h2>{_e(s.title)} {_badge(s.own_results_ok, s.claim)}{_finding_badge(s)}</h2>",
+    parts = [f'<section id="{_e(s.id)}">', f"<h2>{_e(s.title)} {_section_badges(s)}</h2>",
              f'<p class="statement">{_e(s.statement)}</p>']
     parts += [f'<p class="note">note: {_e(n)}</p>' for n in s.notes]
     parts += [_figure(f) for f in s.figures]

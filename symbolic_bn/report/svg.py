@@ -397,7 +397,8 @@ def line_chart(series, *, title, x_label, y_label, name="lines", log_x=False, lo
             taken.append((px - 5, py - 5, px + 5, py + 5))
         for px, py, p in placed:
             if len(p) > 2 and p[2]:
-                spot = _free_label_spot(p[2], px, py, 12, taken)
+                spot = _free_label_spot(p[2], px, py, 12, taken,
+                                        inside=(left, top, left + plot_w, bottom))
                 if spot is None:  # every spot overlaps: the point's tooltip still names it
                     continue
                 x, y, anchor = spot
@@ -414,13 +415,17 @@ def _overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _free_label_spot(label, px, py, size, taken):
+def _free_label_spot(label, px, py, size, taken, inside=None):
     """First of above-right, below-right, above-left, below-left of a point whose label box
-    overlaps nothing placed yet (None when all overlap)."""
+    overlaps nothing placed yet and stays ``inside`` the plot area (x0, y0, x1, y1), away from
+    the axes' tick labels (None when there is no such spot)."""
     spots = [(px + 7, py - 7, "start"), (px + 7, py + 7 + ASCENT * size, "start"),
              (px - 7, py - 7, "end"), (px - 7, py + 7 + ASCENT * size, "end")]
     for x, y, anchor in spots:
         box = text_box(label, x, y, size, anchor)
+        if inside is not None and (box[0] < inside[0] or box[1] < inside[1] or box[2] > inside[2]
+                                   or box[3] > inside[3]):
+            continue
         if not any(_overlaps(box, t) for t in taken):
             return x, y, anchor
     return None
