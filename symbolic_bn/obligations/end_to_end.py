@@ -360,14 +360,17 @@ def end_to_end_part(setting, slots, budget, rng) -> dict:
 
 
 def split_slots(graph, parts: int) -> list:
-    """The graph's slots in ``parts`` groups of about equal work (a slot's work grows with its size)."""
-    order = sorted(graph.slots, key=lambda s: -int(np.prod(graph.shapes[s], dtype=int)))
+    """The graph's slots in ``parts`` groups of about equal work: a slot's work grows with its size
+    and with the number of nodes its seeds are backpropagated through (its position)."""
+    position = {s: k for k, s in enumerate(graph.slots)}
+    work = {s: int(np.prod(graph.shapes[s], dtype=int)) * (position[s] + 1) for s in graph.slots}
+    order = sorted(graph.slots, key=lambda s: -work[s])
     groups = [[] for _ in range(max(1, parts))]
     load = [0] * len(groups)
     for s in order:
         k = load.index(min(load))
         groups[k].append(s)
-        load[k] += int(np.prod(graph.shapes[s], dtype=int))
+        load[k] += work[s]
     return [g for g in groups if g]
 
 
