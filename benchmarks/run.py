@@ -3,7 +3,8 @@
 Each measurement runs in a fresh subprocess (``run.py --child NAME``) so that its peak memory is
 its own: ``peak_mb`` is the largest resident set of the process or of any worker it forked
 (``prove`` forks one worker per core; ``peak_total_mb`` adds the workers' peak to the parent's, an
-upper bound of what was resident at once).  Targets are ratios between measurements of the same
+upper bound of what was resident at once; ``peak_sampled_mb`` is the largest sum over the process
+and its workers actually resident at one moment, sampled every 20 ms from /proc).  Targets are ratios between measurements of the same
 run, never absolute seconds, except where an issue states seconds; ``results.json`` keeps every
 figure and each target's verdict.
 
@@ -187,18 +188,72 @@ MEASUREMENTS = {
 }
 
 
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and all its descendants now, in MB (Linux /proc)."""
+    children, rss = {}, {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/statm") as f:
+                resident = int(f.read().split()[1])
+        except OSError:  # the process ended meanwhile
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = resident * page
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total / 2 ** 20
+
+
+class _TreeSampler:
+    """The largest resident memory of this process plus its workers at one moment, sampled every
+    20 ms in a thread: what was really resident at once (``peak_total_mb`` bounds it above)."""
+
+    def __init__(self):
+        import threading
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        me = os.getpid()
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss_mb(me))
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        if os.path.isdir("/proc/self"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def child(name):
     fn, args, _ = MEASUREMENTS[name]
+    sampler = _TreeSampler().__enter__()
     try:
         out = fn(*[tuple(a) if isinstance(a, list) else a for a in args])
     except ImportError as exc:
         out = {"skipped": f"not available: {exc}"}
     except TypeError as exc:  # a feature not built yet (an unknown keyword)
         out = {"skipped": f"not available: {exc}"}
+    sampler.__exit__(None, None, None)
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     jobs = os.cpu_count() or 1
-    out.update(peak_mb=max(me, kids), peak_total_mb=me + (jobs * kids if kids else 0))
+    out.update(peak_mb=max(me, kids), peak_total_mb=me + (jobs * kids if kids else 0),
+               peak_sampled_mb=sampler.peak or None)
     print(json.dumps(out))
 
 
@@ -246,8 +301,9 @@ def targets(res):
     t("check_4x8x8_peak_le_1GB", "check_backward 4x8x8 peak memory ≤ 1 GB (issue 10)", m,
       None if m is None else m <= 1024)
     p = res.get("prove cf 4x16x16", {})
-    t("prove_4x16x16_peak_le_2GB", "prove 4x16x16 peak memory ≤ 2 GB (issue 10; parent + every worker)",
-      p.get("peak_total_mb"), None if "seconds" not in p else p["peak_total_mb"] <= 2048)
+    peak = p.get("peak_sampled_mb") or p.get("peak_total_mb")
+    t("prove_4x16x16_peak_le_2GB", "prove 4x16x16 peak memory ≤ 2 GB (issue 10; parent + workers resident "
+      "at once, sampled every 20 ms)", peak, None if "seconds" not in p else peak <= 2048)
     t("prove_4x16x16_time_no_worse", f"prove 4x16x16 time ≤ the pre-engine {BASELINE_4x16x16['seconds']} s "
       f"({BASELINE_4x16x16['source']}) (issue 10)", p.get("seconds"),
       None if "seconds" not in p else p["seconds"] <= BASELINE_4x16x16["seconds"])
