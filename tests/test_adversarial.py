@@ -94,3 +94,35 @@ def test_node_whose_forward_returns_a_non_number_is_undecided_not_a_crash(return
     assert not cert.ok
     assert cert["end_to_end.backprop_eq_adjoint_fderiv"].status == "undecided"
     assert cert["stage.var_eps.derivative"].status == "undecided"
+
+
+# -- crosscheck: degenerate points (a constant channel, gamma = 0) ----------------------------
+
+def _wrong_at_a_constant_channel(x, gamma, beta, g, eps, xp):
+    _ = np.sort(x.reshape(-1))  # not exact: sends assert_backward_correct to the numeric check
+    dx, dgamma, dbeta = B.backward_closed_form(x, gamma, beta, g, eps, np)
+    var = x.var(axis=(1, 2))
+    for c in range(x.shape[0]):
+        if var[c] == 0:
+            dx[c] = 123.0
+    return dx, dgamma, dbeta
+
+
+def _wrong_at_gamma_zero(x, gamma, beta, g, eps, xp):
+    dx, dgamma, dbeta = B.backward_closed_form(x, gamma, beta, g, eps, np)
+    return np.where(gamma == 0, 1.0, 1.0)[:, None, None] * dx, dgamma, np.where(gamma == 0, 7.0, dbeta)
+
+
+@pytest.mark.parametrize("fn", [_wrong_at_a_constant_channel, _wrong_at_gamma_zero])
+def test_crosscheck_visits_a_constant_channel_and_a_zero_gamma(fn):
+    # before: PASS (no random family has var = 0 or gamma = 0 exactly)
+    res = crosscheck(backward=fn, shape=(2, 2, 3), points=5)
+    assert not res.ok
+    assert res.degenerate is not None and not res.degenerate.ok and "degenerate points" in res.summary()
+    assert crosscheck(backward=B.backward_closed_form, shape=(2, 2, 3), points=5).ok
+
+
+def test_assert_backward_correct_numeric_fallback_is_not_a_pass_for_a_data_branch():
+    from symbolic_bn.testing import assert_backward_correct
+    with pytest.raises(AssertionError, match="numeric cross-check of backward failed"):
+        assert_backward_correct(_wrong_at_a_constant_channel)

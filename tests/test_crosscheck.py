@@ -278,7 +278,8 @@ def test_user_inputs_are_checked_and_grad_out_used():
              "grad_out": g}]
     res = crosscheck(backward=spy, points=2, inputs=user)
     assert res.ok and res.user_points == 1 and res.families["user"].points == 1
-    assert len(seen) == 4 and np.array_equal(seen[2], g)    # 2 generated, the user's, the eps probe
+    assert len(seen) == 6 and np.array_equal(seen[2], g)    # 2 generated, the user's, the eps probe,
+    # the 2 degenerate points
     # a wrong rule that is right on the generated points only is still caught on a user point
     def wrong_on_user(x, gamma, beta, grad_out, eps, xp=np):
         dx, dg, db = numeric.backward(x, gamma, beta, grad_out, eps)
@@ -497,7 +498,7 @@ def test_nan_or_inf_output_is_a_failing_result_not_an_exception(fn, role, output
     assert not out.ok and out.max_ratio == float("inf") and out.max_abs == float("inf")
     assert out.nonfinite > 0 and out.worst["point"] == 0
     assert all(o.ok for name, o in res.outputs.items() if name != output)
-    assert len(res.problems) == 3                      # one message per point (and the eps probe)
+    assert len(res.problems) == 5                      # one message per point (eps probe, degenerate)
     msg = res.problems[0]
     assert fn.__name__ in msg and role in msg
     assert f"returned {kind} at point 0 (family 'normal')" in msg and f"{output}[" in msg
@@ -821,7 +822,7 @@ def test_a_budget_that_runs_out_gives_an_incomplete_result_never_a_pass():
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     # the next run in the same process is not affected
     again = crosscheck(numeric.forward, numeric.backward, points=len(FAMILIES), budget=float("inf"))
-    assert again.ok and again.complete and again.points_checked == len(FAMILIES) + 1  # + eps probe
+    assert again.ok and again.complete and again.points_checked == len(FAMILIES) + 3  # + eps probe, degenerate
 
 
 @pytest.mark.parametrize("budget", [0, -1.0, float("nan"), True, "10"])
@@ -871,5 +872,5 @@ def test_the_eps_probe_stays_within_the_requested_families():
 
     res = crosscheck(spy, points=2, families=("large_mean",))
     assert res.ok and res.eps_probe_family == "large_mean"
-    assert [e for e, _ in seen] == [1e-5, 1e-5, 2e-5]
+    assert [e for e, _ in seen] == [1e-5, 1e-5, 2e-5, 1e-5, 1e-5]  # + the 2 degenerate points
     assert all(np.all(np.abs(x.reshape(2, -1).mean(axis=1)) > 9e3) for _, x in seen)

@@ -41,7 +41,10 @@ point of the first family given) generated for, and checked at, another eps (``2
 ``eps/2`` for a negative eps, ``1e-6`` for eps = 0).  A function that ignores its
 ``eps`` argument (hard-codes PyTorch's default 1e-5, crosscheck's default too) passes every point
 at that eps but fails the probe.  Its figures count in the outputs (``worst`` then names the
-family ``eps_probe``) and are reported in ``CrosscheckResult.eps_probe``, not in ``families``.  γ is generic
+family ``eps_probe``) and are reported in ``CrosscheckResult.eps_probe``, not in ``families``.
+Then two **degenerate** points (family ``degenerate``), where code that branches on data behaves
+differently and no random family lands: channel 0 exactly constant (variance 0 in floating point
+too; only when eps > 0) and ``gamma[0] = 0``.  γ is generic
 (magnitudes U(0.5, 2), random signs, and every even point has at least one negative γ), β ~ N(0,1),
 and the cotangent ``grad_out`` is a generic random array (N(0,1) plus a per-channel offset) --
 never all ones, because with ``g ≡ 1`` the exact ``dx`` is 0 for *any* rule of the form
@@ -1337,6 +1340,8 @@ class CrosscheckResult:
     eps_probe: Optional["FamilyReport"] = None
     eps_probe_value: Optional[float] = None
     eps_probe_family: Optional[str] = None
+    degenerate_points: int = 0  # the constant-channel / gamma-zero points (channel-first crosscheck)
+    degenerate: Optional["FamilyReport"] = None  # their figures (not in ``families``, like eps_probe)
     layer: Optional[str] = None
     group_size: Optional[int] = None
 
@@ -1390,6 +1395,7 @@ class CrosscheckResult:
             "eps_probe": (None if self.eps_probe is None else
                           {"eps": self.eps_probe_value, "family": self.eps_probe_family,
                            **self.eps_probe.to_dict()}),
+            "degenerate": None if self.degenerate is None else self.degenerate.to_dict(),
             "points_checked": self.points_checked,
             "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
             "families": {k: v.to_dict() for k, v in self.families.items()},
@@ -1402,7 +1408,9 @@ class CrosscheckResult:
         lines.append(f"crosscheck [{what}]  " + (f"layer={self.layer}  " if self.layer else "")
                      + f"dtype={self.dtype}  dps={self.dps}  eps={self.eps!r} "
                      f"(as {self.dtype}: {self.eps_used!r})  shape={self.shape}  "
-                     f"points={self.points}+{self.user_points} user+1 eps probe  seed={self.seed}")
+                     f"points={self.points}+{self.user_points} user+1 eps probe"
+                     + (f"+{self.degenerate_points} degenerate" if self.degenerate_points else "")
+                     + f"  seed={self.seed}")
         lines.append(f"bound: {BOUND_FORMULA}, c = {self.bound_factor}, "
                      f"u = {self.unit_roundoff:.3g} (family sparse: sqrt(k), k <= "
                      f"{SPARSE_NONZEROS} nonzero entries, for sqrt(N))")
@@ -1424,6 +1432,11 @@ class CrosscheckResult:
             f = self.eps_probe
             lines.append(f"eps probe (1 {self.eps_probe_family} point at eps = {self.eps_probe_value!r}, to "
                          f"catch an ignored eps argument): {'ok' if f.ok else 'FAIL'} (worst "
+                         f"err/bound {max(f.max_ratio.values(), default=0.0):.2e})")
+        if self.degenerate is not None and self.degenerate.points:
+            f = self.degenerate
+            lines.append(f"degenerate points ({f.points}: a constant channel, gamma = 0, to catch branches "
+                         f"on data): {'ok' if f.ok else 'FAIL'} (worst "
                          f"err/bound {max(f.max_ratio.values(), default=0.0):.2e})")
         for rc in self.reference_check:
             lines.append(f"reference self-check ({rc['family']}#{rc['point']}): "
@@ -1453,7 +1466,8 @@ class CrosscheckResult:
             lines.append(f"... and {len(self.problems) - 10} more point(s) with NaN/inf")
         if not self.complete:
             lines.append(f"RESULT: INCOMPLETE: the time budget of {self.budget:g} s ran out after "
-                         f"{self.points_checked} of {self.points + self.user_points + 1} points (with the eps probe) "
+                         f"{self.points_checked} of {self.points + self.user_points + 1 + self.degenerate_points} points "
+                         "(with the eps probe and the degenerate points) "
                          f"(not a PASS)")
             return "\n".join(lines)
         lines.append(f"RESULT: {'PASS' if self.ok else 'FAIL'}"
@@ -1524,6 +1538,35 @@ def _score(rep, fr, name, items, tol_e, tol_r, bessel_ratios, fam, i, np_dtype):
     fr.max_ulp[name] = fam_ulp
     if fam_ratio > 1:
         fr.ok = False
+
+
+#: Family of the degenerate points every (channel-first) crosscheck also visits.
+DEGENERATE = "degenerate"
+
+
+def _degenerate_points(shape, seed, first, eps_used, np_dtype, family):
+    """Points where code that branches on data (``if var == 0``, ``if gamma[c] == 0``) behaves
+    differently and no random family ever lands, drawn from ``family`` (one of the requested
+    families): channel 0 constant (an integer, so its sum, mean and variance 0 are exact in
+    floating point; only when eps > 0 keeps it inside the domain) and gamma[0] = 0."""
+    out = []
+    for k, kind in enumerate(("constant channel", "gamma zero")):
+        if kind == "constant channel" and not eps_used > 0:
+            continue
+        rng = np.random.default_rng([seed, first + k, 4])
+        gamma, beta = _gen_params(rng, shape[0], first + k)
+        if family == "sparse":
+            x, g = _gen_sparse(rng, shape)
+        else:
+            x = _gen_x(family, rng, shape, eps_used)
+            g = _gen_grad(rng, shape)
+        if kind == "constant channel":
+            x[0] = float(np.round(x[0].mean()))
+        else:
+            gamma[0] = 0.0
+        out.append((DEGENERATE, first + k, x.astype(np_dtype), gamma.astype(np_dtype),
+                    beta.astype(np_dtype), g.astype(np_dtype), eps_used))
+    return out
 
 
 def _prepare_inputs(inputs, dtype):
@@ -1705,6 +1748,8 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
         g = _gen_grad(rng, shape)
     plan.append((EPS_PROBE, i, x.astype(np_dtype), gamma.astype(np_dtype), beta.astype(np_dtype),
                  g.astype(np_dtype), probe_eps))
+    degenerate = _degenerate_points(shape, seed, i + 1, eps_used, np_dtype, probe_family)
+    plan += degenerate
 
     reports = {name: OutputReport(name) for name in out_names}
     # per output: largest |ref with an N − 1 variance − ref| / bound over its components
@@ -1752,7 +1797,7 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
                     else:
                         bessel = None  # N − 1 = 0: such a variance is 0/0, its output NaN (caught)
                         bessel_ratios = {name: math.inf for name in bessel_ratios}
-                    if fam not in seen_family and fam != EPS_PROBE:
+                    if fam not in seen_family and fam not in (EPS_PROBE, DEGENERATE):
                         seen_family.add(fam)
                         fig = _reference_self_check(xs, gam, bet, gs, eps_mp, fw, bw,
                                                     np.random.default_rng([seed, i, 2]), dps)
@@ -1820,4 +1865,5 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
         backward_name=None if backward is None else _fname(backward, "backward"),
         problems=problems, notes=notes, budget=budget, complete=not timed_out,
         points_checked=points_done, eps_probe=probe_report, eps_probe_value=probe_eps,
-        eps_probe_family=probe_family)
+        eps_probe_family=probe_family, degenerate_points=len(degenerate),
+        degenerate=fam_reports.pop(DEGENERATE, None))
