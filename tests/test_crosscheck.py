@@ -873,4 +873,5 @@ def test_the_eps_probe_stays_within_the_requested_families():
     res = crosscheck(spy, points=2, families=("large_mean",))
     assert res.ok and res.eps_probe_family == "large_mean"
     assert [e for e, _ in seen] == [1e-5, 1e-5, 2e-5, 1e-5, 1e-5]  # + the 2 degenerate points
-    assert all(np.all(np.abs(x.reshape(2, -1).mean(axis=1)) > 9e3) for _, x in seen)
+    assert all(np.all(np.abs(x.reshape(2, -1).mean(axis=1)) > 9e3) for _, x in seen[:3] + seen[4:])
+    assert np.all(seen[3][1][0] == 0) and abs(seen[3][1][1].mean()) > 9e3  # the constant channel is 0

@@ -1547,8 +1547,8 @@ DEGENERATE = "degenerate"
 def _degenerate_points(shape, seed, first, eps_used, np_dtype, family):
     """Points where code that branches on data (``if var == 0``, ``if gamma[c] == 0``) behaves
     differently and no random family ever lands, drawn from ``family`` (one of the requested
-    families): channel 0 constant (an integer, so its sum, mean and variance 0 are exact in
-    floating point; only when eps > 0 keeps it inside the domain) and gamma[0] = 0."""
+    families): channel 0 constant 0 (its mean and variance 0 are exact in floating point; only
+    when eps > 0 keeps it inside the domain) and gamma[0] = 0."""
     out = []
     for k, kind in enumerate(("constant channel", "gamma zero")):
         if kind == "constant channel" and not eps_used > 0:
@@ -1561,7 +1561,7 @@ def _degenerate_points(shape, seed, first, eps_used, np_dtype, family):
             x = _gen_x(family, rng, shape, eps_used)
             g = _gen_grad(rng, shape)
         if kind == "constant channel":
-            x[0] = float(np.round(x[0].mean()))
+            x[0] = 0.0  # exact in every algorithm (a one-pass variance of a constant c ≠ 0 is not)
         else:
             gamma[0] = 0.0
         out.append((DEGENERATE, first + k, x.astype(np_dtype), gamma.astype(np_dtype),
@@ -1748,7 +1748,8 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
         g = _gen_grad(rng, shape)
     plan.append((EPS_PROBE, i, x.astype(np_dtype), gamma.astype(np_dtype), beta.astype(np_dtype),
                  g.astype(np_dtype), probe_eps))
-    degenerate = _degenerate_points(shape, seed, i + 1, eps_used, np_dtype, probe_family)
+    degenerate = _degenerate_points(shape, seed, i + 1, eps_used, np_dtype,
+                                    "normal" if "normal" in families else families[0])
     plan += degenerate
 
     reports = {name: OutputReport(name) for name in out_names}
