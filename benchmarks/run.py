@@ -8,7 +8,7 @@ and its workers actually resident at one moment, sampled every 20 ms from /proc)
 run, never absolute seconds, except where an issue states seconds; ``results.json`` keeps every
 figure and each target's verdict.
 
-Usage:  python benchmarks/run.py [--only NAME ...] [--skip-naive] [--out FILE]
+Usage:  python benchmarks/run.py [--only NAME ...] [--skip-naive] [--baseline-tree DIR] [--out FILE]
 """
 from __future__ import annotations
 
@@ -157,8 +157,27 @@ def crosscheck_cf(shape):
     return {"seconds": time.perf_counter() - t0, "ok": bool(res.ok)}
 
 
+def prove_cf_pre_engine(shape):
+    """The pre-engine prover (a checkout of commit 57da35f at $SYMBOLIC_BN_BASELINE_TREE), same run."""
+    tree = os.environ.get("SYMBOLIC_BN_BASELINE_TREE")
+    if not tree:
+        raise ImportError("no --baseline-tree given")
+    sys.path.insert(0, tree)
+    for mod in [m for m in sys.modules if m == "symbolic_bn" or m.startswith("symbolic_bn.")]:
+        del sys.modules[mod]
+    import symbolic_bn
+    if not symbolic_bn.__file__.startswith(tree):
+        raise ImportError(f"the baseline tree {tree} does not hold symbolic_bn")
+    from symbolic_bn import batchnorm_channel_first, prove
+    t0 = time.perf_counter()
+    cert = prove(batchnorm_channel_first(*shape))
+    return {"seconds": time.perf_counter() - t0, **_cert(cert)}
+
+
 #: name -> (function, arguments, what it measures)
 MEASUREMENTS = {
+    "prove cf 4x16x16 pre-engine": (prove_cf_pre_engine, [(4, 16, 16)],
+                                    "the prover at 57da35f (--baseline-tree), for the same-run ratio"),
     "naive 1x2x2": (naive, [(1, 2, 2)], "plain-SymPy baseline, output-only identity of one channel"),
     "naive 1x3x3": (naive, [(1, 3, 3)], "plain-SymPy baseline"),
     "prove cf 1x2x2": (prove_cf, [(1, 2, 2)], "complete certificate"),
@@ -304,9 +323,15 @@ def targets(res):
     peak = p.get("peak_sampled_mb") or p.get("peak_total_mb")
     t("prove_4x16x16_peak_le_2GB", "prove 4x16x16 peak memory ≤ 2 GB (issue 10; parent + workers resident "
       "at once, sampled every 20 ms)", peak, None if "seconds" not in p else peak <= 2048)
-    t("prove_4x16x16_time_no_worse", f"prove 4x16x16 time ≤ the pre-engine {BASELINE_4x16x16['seconds']} s "
-      f"({BASELINE_4x16x16['source']}) (issue 10)", p.get("seconds"),
-      None if "seconds" not in p else p["seconds"] <= BASELINE_4x16x16["seconds"])
+    old = res.get("prove cf 4x16x16 pre-engine", {})
+    if "seconds" in old:  # same run: a ratio, independent of the machine's load
+        r = _ratio(res, "prove cf 4x16x16", "prove cf 4x16x16 pre-engine")
+        t("prove_4x16x16_time_no_worse", "prove 4x16x16 time ≤ the pre-engine prover's (57da35f) in the "
+          "same run (issue 10)", r, None if r is None else r <= 1)
+    else:
+        t("prove_4x16x16_time_no_worse", f"prove 4x16x16 time ≤ the pre-engine {BASELINE_4x16x16['seconds']} s "
+          f"({BASELINE_4x16x16['source']}) (issue 10)", p.get("seconds"),
+          None if "seconds" not in p else p["seconds"] <= BASELINE_4x16x16["seconds"])
     for layer_key, cf_key, label in (("prove batch_norm 2x4x4x4", "prove cf 2x8x8", "batch_norm"),
                                      ("prove layer_norm 8x32", "prove cf 4x8x8", "layer_norm")):
         r = _ratio(res, layer_key, cf_key)
@@ -338,8 +363,12 @@ def main(argv=None):
     ap.add_argument("--skip-naive", action="store_true", help="skip the plain-SymPy baseline")
     ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per measurement")
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--baseline-tree", help="a checkout of commit 57da35f (git worktree add DIR 57da35f): "
+                    "its prover is timed at 4x16x16 in the same run")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.baseline_tree:
+        os.environ["SYMBOLIC_BN_BASELINE_TREE"] = str(Path(args.baseline_tree).resolve())
     if args.child:
         child(args.child)
         return 0
