@@ -21,7 +21,7 @@ from fractions import Fraction
 
 from .value import MULTI, Value
 
-__all__ = ["gradient", "directional", "atom_derivative"]
+__all__ = ["gradient", "directional", "atom_derivative", "ring_adjoint_terms"]
 
 
 def atom_derivative(space, ring, atom):
@@ -39,38 +39,70 @@ def atom_derivative(space, ring, atom):
     return space.embed(a, ring)
 
 
+def ring_adjoint_terms(space, ring, p) -> list:
+    """The gradient of ``p`` as a list of pairs ``(w, s)`` of polynomials of ``ring``:
+
+        ∂p/∂x = Σ_k w_k · ∂s_k/∂x        for every variable x (atoms held fixed in s_k),
+
+    with ``(None, p)`` first (w = 1) and then, for each atom a that p depends on, its argument
+    s = arg(a) weighted by w = (adjoint of a)·a'(arg).  Adjoints are pushed from the latest atom to
+    the earliest (reverse mode), but a variable's partial is *not* summed here: the caller maps
+    each ∂s/∂x into its own coordinates first.  In centered coordinates ∂z/∂u_p is dense in every
+    u even where ∂z/∂x_q is one term, so multiplying w by ∂s/∂x in the caller's coordinates keeps
+    the products small."""
+    backend = space.backend
+    p = ring.lift(p)
+    out = [(None, p)]
+    adj = {}
+    for i in backend.present(p):
+        if not ring.is_variable_index(i):
+            adj[ring.atom_at[i].id] = backend.derivative(p, i)
+    done = set()
+    while adj:
+        order = {a.id: k for k, a in enumerate(ring.atoms)}
+        latest = max(adj, key=lambda aid: order[aid])
+        a = adj.pop(latest)
+        done.add(latest)
+        atom = ring.atoms[order[latest]]
+        a = ring.lift(a)
+        if backend.is_zero(a):
+            continue
+        w = ring.lift(a * atom_derivative(space, ring, atom))  # may create ι_σ (a later atom)
+        arg = ring.argument(atom)
+        has_variable = False
+        for j in backend.present(arg):
+            if ring.is_variable_index(j):
+                has_variable = True
+                continue
+            dep = ring.atom_at[j]
+            term = w * backend.derivative(arg, j)
+            if dep.id in done:  # an argument uses only earlier atoms: cannot happen
+                raise AssertionError("atom order")
+            adj[dep.id] = ring.lift(adj[dep.id]) + term if dep.id in adj else term
+        if has_variable:
+            out.append((w, arg))
+    return out
+
+
 def _ring_gradient(space, ring, p):
     """{variable name: ∂p/∂variable} for the variables of ``ring`` (atoms eliminated)."""
     backend = space.backend
-    p = ring.lift(p)
-    adj = {}
-    for i in backend.present(p):
-        adj[i] = backend.derivative(p, i)
-    order = {a.id: k for k, a in enumerate(ring.atoms)}
-    atoms = sorted((ring.atom_at[i] for i in list(adj) if not ring.is_variable_index(i)),
-                   key=lambda a: -order[a.id])
-    done = set()
-    while atoms:
-        atom = atoms.pop(0)
-        i = ring.slot_of[atom.id]
-        if i in done:
-            continue
-        done.add(i)
-        a = adj.pop(i, None)
-        if a is None or backend.is_zero(a):
-            continue
-        w = a * atom_derivative(space, ring, atom)  # may create ι_σ (an atom later than σ)
-        w = ring.lift(w)
-        arg = ring.argument(atom)
-        for j in backend.present(arg):
-            term = w * backend.derivative(arg, j)
-            adj[j] = ring.lift(adj[j]) + term if j in adj else term
-            if not ring.is_variable_index(j) and j not in done:
-                atoms.append(ring.atom_at[j])
-        order = {a.id: k for k, a in enumerate(ring.atoms)}
-        atoms.sort(key=lambda a: -order[a.id])
-    return {ring.names[i]: d for i, d in adj.items()
-            if ring.is_variable_index(i) and not backend.is_zero(d)}
+    acc = {}
+    for w, s in ring_adjoint_terms(space, ring, p):
+        s = ring.lift(s)
+        for j in backend.present(s):
+            if not ring.is_variable_index(j):
+                continue
+            d = backend.derivative(s, j)
+            term = d if w is None else ring.lift(w) * d
+            name = ring.names[j]
+            acc[name] = ring.lift(acc[name]) + term if name in acc else term
+    out = {}
+    for name, d in acc.items():
+        d = ring.lift(d)
+        if not backend.is_zero(d):
+            out[name] = d
+    return out
 
 
 def gradient(space, v: Value, names=None) -> dict:

@@ -23,7 +23,7 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from .calculus import gradient
+from .calculus import ring_adjoint_terms
 from .value import _CONTEXT_ERRORS
 
 
@@ -142,10 +142,79 @@ class Inputs:
 
     # -- derivatives
     def gradient(self, L, names=None) -> dict[str, np.ndarray]:
-        """``{input name: array of ∂L/∂entry}`` for the named inputs (default: all)."""
+        """``{input name: array of ∂L/∂entry}`` for the named inputs (default: all).
+
+        Reverse mode through the atoms (:func:`~symbolic_bn.exact.calculus.ring_adjoint_terms`),
+        but each atom argument's partials are mapped to the *entries* before they are multiplied
+        by the atom's adjoint: ∂z/∂u_p of a centered group's variance is dense in every u (x_last
+        = m − Σu), while ∂z/∂x_q = 2(x_q − mean)/n is one deviation, so the products stay the size
+        of the result (the same polynomials as :meth:`entry_partials` of the variable gradient)."""
+        from .value import MULTI, Value
+        space = self.space
         names = list(self.arrays) if names is None else list(names)
-        wanted = [v for n in names for v in self.variables(n)]
-        return self.entry_partials(gradient(self.space, L, wanted), names)
+        if self._owner is None:
+            self._index_variables()
+        wanted = set(names)
+        zero = space.zero()
+        out = {}
+        for name in names:
+            out[name] = np.empty(self.arrays[name][1], dtype=object)
+            out[name].fill(zero)
+        L = space.constant(L)
+        if L.ring is None:
+            return out
+        parts = L.p.items() if L.ring is MULTI else [(L.ring, L.poly())]
+        for ring, p in parts:
+            terms = ring_adjoint_terms(space, ring, p)
+            acc: dict = {}
+            for w, s in terms:
+                for entry, q in self._poly_entry_partials(ring, s, wanted).items():
+                    term = q if w is None else ring.lift(w) * q
+                    acc[entry] = ring.lift(acc[entry]) + term if entry in acc else term
+            backend = space.backend
+            for (name, idx), q in acc.items():
+                q = ring.lift(q)
+                if backend.is_zero(q):
+                    continue
+                val = Value(space, ring, q)
+                old = out[name][idx]
+                out[name][idx] = val if old is zero else space.add(old, val)
+        return out
+
+    def _poly_entry_partials(self, ring, s, wanted) -> dict:
+        """``{(input name, index): ∂s/∂entry}`` (polynomials of ``ring``) for the inputs in
+        ``wanted``, from the partials of ``s`` with respect to the ring's variables (atoms fixed)."""
+        backend = self.space.backend
+        s = ring.lift(s)
+        owner = self._owner
+        out: dict = {}
+        groups: dict = {}  # (name, block) -> {variable name: partial}
+        for j in backend.present(s):
+            if not ring.is_variable_index(j):
+                continue
+            who = owner.get(ring.names[j])
+            if who is None or who[1] not in wanted:
+                continue
+            kind, name, key = who
+            d = backend.derivative(s, j)
+            if kind == "plain":
+                out[(name, key)] = d
+            else:
+                groups.setdefault((name, key), {})[ring.names[j]] = d
+        for (name, block), partial in groups.items():
+            idxs = self._centered[name].members[block]
+            n = len(idxs)
+            dm = partial.get(f"mean {name}[{block}]")
+            dus = [partial.get(f"dev {entry_name(name, i)}") for i in idxs[:-1]]
+            common = ring.zero if dm is None else dm
+            for du in dus:
+                if du is not None:
+                    common = common - du
+            common = common * backend.coeff(Fraction(1, n))
+            for i, du in zip(idxs[:-1], dus):
+                out[(name, i)] = common if du is None else common + du
+            out[(name, idxs[-1])] = common
+        return out
 
     def entry_partials(self, partial: dict, names=None) -> dict[str, np.ndarray]:
         """Partial derivatives with respect to variables (``{variable name: Value}``, missing ones
