@@ -126,3 +126,24 @@ def test_assert_backward_correct_numeric_fallback_is_not_a_pass_for_a_data_branc
     from symbolic_bn.testing import assert_backward_correct
     with pytest.raises(AssertionError, match="numeric cross-check of backward failed"):
         assert_backward_correct(_wrong_at_a_constant_channel)
+
+
+def test_numeric_fallback_runs_plain_numpy_code_without_a_namespace_argument():
+    # a plain-NumPy backward with one op the engine refuses (np.sort) falls back to the numeric
+    # cross-check, which used to pass xp positionally ("takes 5 positional arguments but 6 were given")
+    import numpy as np
+    from bn_implementations import backward_closed_form
+    from symbolic_bn.testing import assert_backward_correct
+
+    def plain(x, gamma, beta, g, eps):
+        np.sort(x.reshape(-1))
+        return backward_closed_form(x, gamma, beta, g, eps, np)
+
+    def plain_wrong(x, gamma, beta, g, eps):
+        dx, dg, db = plain(x, gamma, beta, g, eps)
+        return dx * 1.001, dg, db
+
+    results = assert_backward_correct(plain, shapes=[(1, 2, 3)])
+    assert results and all(r.ok for r in results)
+    with pytest.raises(AssertionError, match="numeric cross-check of backward failed"):
+        assert_backward_correct(plain_wrong, shapes=[(1, 2, 3)])

@@ -444,8 +444,8 @@ def _fw_mutates(x, gamma, beta, eps, xp=np):
     return y
 
 
-def _fw_no_xp(x, gamma, beta, eps):
-    return numeric.forward(x, gamma, beta, eps)
+def _fw_too_few(x, gamma):  # the namespace is optional (xp or not), the data arguments are not
+    return x
 
 
 def _bw_two(x, gamma, beta, grad_out, eps, xp=np):
@@ -474,7 +474,7 @@ def _bw_none(x, gamma, beta, grad_out, eps, xp=np):
     (_fw_raises, "forward", "_fw_raises.*raised RuntimeError: boom"),
     (_fw_wrong_shape, "forward", "_fw_wrong_shape.*has shape \\(2, 16\\), expected \\(2, 4, 4\\)"),
     (_fw_complex, "forward", "_fw_complex.*non-real dtype"),
-    (_fw_no_xp, "forward", "_fw_no_xp.*raised TypeError"),
+    (_fw_too_few, "forward", "_fw_too_few.*raised TypeError"),
     (_bw_two, "backward", "_bw_two.*must return 3 arrays.*got 2"),
     (_bw_single_array, "backward", "_bw_single_array.*must return a tuple"),
     (_bw_bad_dgamma, "backward", "_bw_bad_dgamma.*dgamma has shape \\(2, 1\\), expected \\(2,\\)"),
@@ -875,3 +875,9 @@ def test_the_eps_probe_stays_within_the_requested_families():
     assert [e for e, _ in seen] == [1e-5, 1e-5, 2e-5, 1e-5, 1e-5]  # + the 2 degenerate points
     assert all(np.all(np.abs(x.reshape(2, -1).mean(axis=1)) > 9e3) for _, x in seen[:3] + seen[4:])
     assert np.all(seen[3][1][0] == 0) and abs(seen[3][1][1].mean()) > 9e3  # the constant channel is 0
+
+
+def test_a_forward_without_xp_runs_as_plain_numpy():
+    def fw(x, gamma, beta, eps):
+        return numeric.forward(x, gamma, beta, eps)
+    assert crosscheck(forward=fw, shape=(1, 2, 3), points=3).ok

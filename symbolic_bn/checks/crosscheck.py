@@ -1697,6 +1697,7 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     (``'weight'``, ``'bias'``; ``'gamma'``, ``'beta'`` for batchnorm_channel_first) and optionally
     ``'grad_out'``.
     """
+    from .calling import takes_namespace  # here: calling imports this module
     if layer is not None:
         return _crosscheck_with_layer(forward, backward, shape, eps, dtype, dps, points, seed,
                                       inputs, families, budget, layer)
@@ -1807,12 +1808,14 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
                     got, got_label = {}, {}
                     if forward is not None:
                         out, label = _call(forward, "forward", (x, gamma, beta, pt_eps, np),
-                                           ("x", "gamma", "beta"), where, notes)
+                                           ("x", "gamma", "beta"), where, notes,
+                                           with_xp=takes_namespace(forward, 4))
                         got["y"] = _as_output(out, label, "the output", x.shape)
                         got_label["y"] = _fname(forward, "forward")
                     if backward is not None:
                         out, label = _call(backward, "backward", (x, gamma, beta, g, pt_eps, np),
-                                           ("x", "gamma", "beta", "grad_out"), where, notes)
+                                           ("x", "gamma", "beta", "grad_out"), where, notes,
+                                           with_xp=takes_namespace(backward, 5))
                         if isinstance(out, (str, bytes)) or not hasattr(out, "__len__") \
                                 or isinstance(out, np.ndarray):
                             raise ImplementationError(f"{label} must return a tuple (dx, dgamma, dbeta); "
