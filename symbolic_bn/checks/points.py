@@ -184,14 +184,17 @@ class PointSearch:
             **({self.problem.b_name: pt["bias"]} if self.problem.b_name else {}),
             **({"grad_out": pt["grad_out"]} if pt["grad_out"] is not None else {}), "eps": pt["eps"],
             **pt.get("extra", {})})
-        want = {}
-        reference = self.problem.reference_for(self.role)
         at_point = Substitution(self.problem.space, values, space)
-        for name, arr in reference.items():
-            w = np.empty(arr.shape, dtype=object)
-            for idx in np.ndindex(*arr.shape):
-                w[idx] = at_point(arr.view(np.ndarray)[idx])
-            want[name] = w
+        reference_at = getattr(self.problem, "reference_at", None)
+        if reference_at is not None:  # e.g. through the factored gradient (Problem.reference_at)
+            want = {name: np.asarray(arr, dtype=object) for name, arr in reference_at(self.role, at_point).items()}
+        else:
+            want = {}
+            for name, arr in self.problem.reference_for(self.role).items():
+                w = np.empty(arr.shape, dtype=object)
+                for idx in np.ndindex(*arr.shape):
+                    w[idx] = at_point(arr.view(np.ndarray)[idx])
+                want[name] = w
         return got, want
 
     def counterexample(self, name, keys):

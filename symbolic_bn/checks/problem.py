@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 
 from ..exact.coordinates import Inputs, entry_name
+from ..exact.errors import UndefinedValue
 from ..exact.space import Space
 from ..xp.engine import ExactNamespace, _pairwise_sum, to_values
 
@@ -87,6 +88,7 @@ class Problem:
         self._domain(positive_domain)
         self._y = None
         self._backward = None
+        self._gradient_terms = None
 
     # -- the domain
     def _domain(self, positive=True):
@@ -129,7 +131,8 @@ class Problem:
             L = _pairwise_sum(space, [space.multiply(a, b) for a, b in
                                       zip(np.ravel(self.grad_out.view(np.ndarray)), np.ravel(y.view(np.ndarray)))])
             names = [self.x_name, self.w_name] + ([self.b_name] if self.b_name else [])
-            grads = self.inputs.gradient(L, names)
+            self._gradient_terms = self.inputs.gradient_terms(L, names)
+            grads = self._gradient_terms.sums()
             out = {"dx": to_values(space, grads[self.x_name]),
                    "dweight": to_values(space, grads[self.w_name])}
             if self.b_name:
@@ -144,6 +147,21 @@ class Problem:
         bw = self.backward()
         names = self.gradient_names()
         return dict(zip(names, [bw["dx"], bw["dweight"]] + ([bw["dbias"]] if self.b_name else [])))
+
+    def reference_at(self, role: str, substitution):
+        """The reference outputs at a point (``substitution``: a Substitution of this space), as
+        ``reference_for(role)`` substituted entrywise -- for the backward through the factored
+        gradient (the point put into each adjoint weight once), the same exact numbers."""
+        if role == "forward" or type(self).reference_for is not Problem.reference_for \
+                or type(self).backward is not Problem.backward:
+            return {name: _substituted(arr, substitution) for name, arr in self.reference_for(role).items()}
+        self.backward()
+        try:
+            grads = self._gradient_terms.at(substitution)
+        except UndefinedValue:  # a weight undefined at the point: entry by entry, as it was
+            return {name: _substituted(arr, substitution) for name, arr in self.reference_for(role).items()}
+        names = [self.x_name, self.w_name] + ([self.b_name] if self.b_name else [])
+        return dict(zip(self.gradient_names(), [grads[n] for n in names]))
 
     def gradient_names(self):
         return tuple("d" + n for n in self.layer.argument_names)
@@ -174,3 +192,10 @@ class Problem:
     def eps_display(self):
         return self.eps_symbol if self.eps_symbol is not None else sympy.Rational(
             self.layer.eps.numerator, self.layer.eps.denominator)
+
+
+def _substituted(arr, substitution):
+    out = np.empty(arr.shape, dtype=object)
+    for idx in np.ndindex(*arr.shape):
+        out[idx] = substitution(arr.view(np.ndarray)[idx])
+    return out

@@ -149,36 +149,31 @@ class Inputs:
         by the atom's adjoint: ∂z/∂u_p of a centered group's variance is dense in every u (x_last
         = m − Σu), while ∂z/∂x_q = 2(x_q − mean)/n is one deviation, so the products stay the size
         of the result (the same polynomials as :meth:`entry_partials` of the variable gradient)."""
+        return self.gradient_terms(L, names).sums()
+
+    def gradient_terms(self, L, names=None) -> "GradientTerms":
+        """∂L/∂entry for the named inputs as ``Σ_k w_k · e_kq`` (:class:`GradientTerms`): the
+        adjoint weights w_k once, and per entry q the small factors e_kq."""
         from .value import MULTI, Value
         space = self.space
         names = list(self.arrays) if names is None else list(names)
         if self._owner is None:
             self._index_variables()
         wanted = set(names)
-        zero = space.zero()
-        out = {}
-        for name in names:
-            out[name] = np.empty(self.arrays[name][1], dtype=object)
-            out[name].fill(zero)
+        out = GradientTerms(space, {name: self.arrays[name][1] for name in names})
         L = space.constant(L)
         if L.ring is None:
             return out
         parts = L.p.items() if L.ring is MULTI else [(L.ring, L.poly())]
+        backend = space.backend
         for ring, p in parts:
-            terms = ring_adjoint_terms(space, ring, p)
-            acc: dict = {}
-            for w, s in terms:
-                for entry, q in self._poly_entry_partials(ring, s, wanted).items():
-                    term = q if w is None else ring.lift(w) * q
-                    acc[entry] = ring.lift(acc[entry]) + term if entry in acc else term
-            backend = space.backend
-            for (name, idx), q in acc.items():
-                q = ring.lift(q)
-                if backend.is_zero(q):
-                    continue
-                val = Value(space, ring, q)
-                old = out[name][idx]
-                out[name][idx] = val if old is zero else space.add(old, val)
+            for w, s in ring_adjoint_terms(space, ring, p):
+                k = len(out.weights)
+                out.weights.append(None if w is None else Value(space, ring, ring.lift(w)))
+                for (name, idx), q in self._poly_entry_partials(ring, s, wanted).items():
+                    q = ring.lift(q)
+                    if not backend.is_zero(q):
+                        out.factors[name].setdefault(idx, []).append((k, Value(space, ring, q)))
         return out
 
     def _poly_entry_partials(self, ring, s, wanted) -> dict:
@@ -308,6 +303,40 @@ class Inputs:
     def members(self, name):
         """For a centered input: ``{block: [indices]}``."""
         return self._centered[name].members
+
+
+class GradientTerms:
+    """A gradient kept factored: ``∂L/∂entry q = Σ_k weights[k] · e_kq`` with ``factors[name][q]``
+    the list of pairs (k, e_kq) (weights[k] None: 1).  :meth:`sums` expands it; evaluating at a
+    point can put the point into each weight once and into the small factors
+    (:meth:`at`), which is the same number as substituting into the expanded sum."""
+
+    def __init__(self, space, shapes: dict):
+        self.space = space
+        self.shapes = shapes
+        self.weights: list = []
+        self.factors: dict = {name: {} for name in shapes}
+
+    def _combine(self, space, weights, factors_of, name):
+        zero = space.zero()
+        arr = np.empty(self.shapes[name], dtype=object)
+        arr.fill(zero)
+        for idx, pairs in self.factors[name].items():
+            terms = [factors_of(e) if weights[k] is None else space.multiply(weights[k], factors_of(e))
+                     for k, e in pairs]
+            arr[idx] = terms[0] if len(terms) == 1 else space.sum(terms)
+        return arr
+
+    def sums(self) -> dict[str, np.ndarray]:
+        """``{input name: array of ∂L/∂entry}`` (Values of the gradient's space)."""
+        return {name: self._combine(self.space, self.weights, lambda e: e, name) for name in self.shapes}
+
+    def at(self, substitution) -> dict[str, np.ndarray]:
+        """The gradient at a point: ``substitution`` (a :class:`~symbolic_bn.exact.convert.Substitution`
+        of this space) applied to each weight once and to each factor."""
+        target = substitution.target
+        weights = [None if w is None else substitution(w) for w in self.weights]
+        return {name: self._combine(target, weights, substitution, name) for name in self.shapes}
 
 
 class EntryJacobian:
