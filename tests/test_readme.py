@@ -24,6 +24,7 @@ context) and the end of standard error.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import os
 import re
@@ -207,6 +208,20 @@ def _env():
     return env
 
 
+#: optional frameworks a block may need: it is skipped (with the reason) when they are absent
+_NEEDS = {"torch": re.compile(r"\bimport torch\b|\btorch\.nn\b|--framework torch|\btorch_functions\b|"
+                             r"\btorch_ln\b|symbolic-bn autodiff"),
+          "jax": re.compile(r"\bimport jax\b|--framework jax")}
+
+
+def _missing_framework(block):
+    text = "\n".join(block.lines)
+    for name, pattern in _NEEDS.items():
+        if pattern.search(text) and importlib.util.find_spec(name) is None:
+            return f"needs {name} (pip install '.[{name}]')"
+    return None
+
+
 BLOCKS = parse_blocks(README.read_text(encoding="utf-8"))
 SNIPPETS = python_snippets(BLOCKS)
 SESSIONS = console_sessions(BLOCKS)
@@ -216,6 +231,8 @@ SESSIONS = console_sessions(BLOCKS)
 def test_python_snippet(block, tmp_path):
     if block.skip:
         pytest.skip(f"README.md:{block.line}: {block.skip}")
+    if _missing_framework(block):
+        pytest.skip(f"README.md:{block.line}: {_missing_framework(block)}")
     work = _workdir(tmp_path)
     script = work / f"readme_snippet_L{block.line}.py"
     script.write_text("\n".join(block.lines) + "\n", encoding="utf-8")
@@ -248,6 +265,8 @@ def test_console_session(session, tmp_path):
     block, commands = session
     if block.skip:
         pytest.skip(f"README.md:{block.line}: {block.skip}")
+    if _missing_framework(block):
+        pytest.skip(f"README.md:{block.line}: {_missing_framework(block)}")
     try:
         outputs, p = _run_session(commands, _workdir(tmp_path))
     except subprocess.TimeoutExpired:
@@ -353,3 +372,14 @@ def test_public_methods_of_certificates_have_docstrings():
             if (inspect.isfunction(fn)) and not (fn.__doc__ or "").strip():
                 missing.append(f"{cls.__name__}.{name}")
     assert not missing
+
+
+def test_the_readme_glossary_is_the_tools_glossary():
+    # issue 15: every term the CLI prints is explained once, in the README as by `explain`
+    from symbolic_bn import glossary
+    text = README.read_text(encoding="utf-8")
+    assert "## Glossary" in text
+    section = text[text.index("## Glossary"):]
+    assert section.rstrip() == glossary.markdown().rstrip(), \
+        "README's Glossary section differs from glossary.markdown(): regenerate it " \
+        "(symbolic-bn glossary --markdown)"
