@@ -766,16 +766,6 @@ def _cmd_prove(args) -> int:
 # check: the parent validates the arguments, a child process imports and runs the checked code
 # --------------------------------------------------------------------------------------------
 
-def _drop_xp(fn):
-    """Wrap a function without an ``xp`` parameter for the channel-first :func:`crosscheck`
-    (which always passes NumPy as the last argument)."""
-    def wrapped(*args):
-        return fn(*args[:-1])
-    wrapped.__name__ = getattr(fn, "__name__", "function")
-    wrapped.__qualname__ = getattr(fn, "__qualname__", wrapped.__name__)
-    return wrapped
-
-
 #: Exceptions that mean "the exact engine cannot do this operation" (not "the code is wrong").
 _REFUSAL_TYPES = (("symbolic_bn.exact.errors", "UnsupportedOperation"),
                   ("symbolic_bn.frontends.torch_errors", "UnsupportedTorchOp"),
@@ -877,16 +867,14 @@ def _exact_check(role, fn, plan, layer):
 
 def _numeric_check(need, plan, layer):
     """The mpmath cross-check of the functions in ``need`` ({'forward': fn, 'backward': fn})."""
-    from .checks.calling import takes_namespace
     from .checks.crosscheck import crosscheck
     eps_float = plan["eps_float"]
     if not (eps_float > 0 and math.isfinite(eps_float)):
         raise UsageError(f"--eps {plan['eps']!r} is not a positive finite float64, which the mpmath "
                          f"cross-check needs")
     common = dict(dtype=plan["dtype"], dps=plan["dps"])
-    if layer is None:  # channel-first crosscheck passes xp=numpy to every function
-        fns = {k: (f if takes_namespace(f, _ROLE_ARITY[k]) else _drop_xp(f)) for k, f in need.items()}
-        return crosscheck(forward=fns.get("forward"), backward=fns.get("backward"), shape=plan["shape"],
+    if layer is None:  # crosscheck passes xp only to functions that take it
+        return crosscheck(forward=need.get("forward"), backward=need.get("backward"), shape=plan["shape"],
                           eps=eps_float, **common)
     return crosscheck(forward=need.get("forward"), backward=need.get("backward"), layer=layer,
                       eps=eps_float if layer.symbolic_eps else None, **common)

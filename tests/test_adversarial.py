@@ -147,3 +147,24 @@ def test_numeric_fallback_runs_plain_numpy_code_without_a_namespace_argument():
     assert results and all(r.ok for r in results)
     with pytest.raises(AssertionError, match="numeric cross-check of backward failed"):
         assert_backward_correct(plain_wrong, shapes=[(1, 2, 3)])
+
+
+@pytest.mark.parametrize("bug", ["variance zero", "weight zero"])
+def test_layer_crosscheck_visits_a_constant_group_and_a_zero_weight(bug):
+    # crosscheck(layer=L) used to visit random families only, so a branch on var == 0 or on a
+    # zero weight passed it
+    import layer_catalog as C
+    lay = layers.batch_norm((2, 3, 2), eps=1e-5)
+    good = C.bn_backward_numpy
+
+    def wrong(x, weight, bias, grad_out, eps):
+        dx, dw, db = good(x, weight, bias, grad_out, eps)
+        dx = dx.copy()
+        for c in range(x.shape[1]):
+            if (x.var(axis=(0, 2))[c] == 0) if bug == "variance zero" else (weight[c] == 0):
+                dx[:, c] = 123.0
+        return dx, dw, db
+
+    assert crosscheck(backward=good, layer=lay).ok
+    res = crosscheck(backward=wrong, layer=lay)
+    assert not res.ok and res.degenerate is not None and not res.degenerate.ok

@@ -171,7 +171,8 @@ def test_nan_output_is_a_failing_result():
         y[0, 0, 0] = np.nan
         return y
     res = crosscheck(forward_nan, layer=layer, points=2)
-    assert not res.ok and res.outputs["y"].nonfinite == 3 and "returned NaN" in res.problems[0]
+    # 2 points + the eps probe + 2 degenerate points
+    assert not res.ok and res.outputs["y"].nonfinite == 5 and "returned NaN" in res.problems[0]
 
 
 def test_budget_exhausted_is_incomplete_not_pass():
@@ -283,7 +284,8 @@ def _layer_strategy():
         if kind == "layer_norm":
             return layers.layer_norm((n, c, s + 1), (s + 1,) if c % 2 else (c, s + 1), eps=eps)
         if kind == "group_norm":
-            return layers.group_norm((n, 2 * c, s), c if c > 1 else 2, eps=eps)
+            # at least two elements per group: with one, dx is identically 0 and no error shows
+            return layers.group_norm((n, 2 * c, s + 1), c if c > 1 else 2, eps=eps)
         return layers.rms_norm((n, c, s), (s,), eps=eps)
     return st.builds(build, st.sampled_from(["batch_norm", "instance_norm", "layer_norm", "group_norm",
                                              "rms_norm"]),

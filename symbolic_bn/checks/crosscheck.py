@@ -809,6 +809,26 @@ class _LayerView:
                 beta.reshape(self.weight_shape).astype(np_dtype) if self.has_bias else None,
                 self.to_layout(g).astype(np_dtype))
 
+    def degenerate_points(self, seed, first, eps, np_dtype, family):
+        """The layer's degenerate points (see the channel-first ``_degenerate_points``): the first
+        statistics group exactly 0 (only when eps > 0 keeps it inside the domain) and the weight
+        entry the first group uses set to 0, drawn from ``family``."""
+        out = []
+        for k, kind in enumerate(("constant group", "weight zero")):
+            if kind == "constant group" and not eps > 0:
+                continue
+            x, w, b, g = self.generate(family, np.random.default_rng([seed, first + k, 4]), first + k,
+                                       eps, np_dtype)
+            if kind == "constant group":
+                flat = x.reshape(-1).copy()
+                flat[self.groups[0]] = 0
+                x = flat.reshape(self.shape)
+            else:
+                w = w.copy()
+                w.reshape(-1)[self.param[0, 0]] = 0
+            out.append((DEGENERATE, first + k, x, w, b, g, eps))
+        return out
+
     def reduction_terms(self, family, x):
         """The N of growth(N) at this point (module docstring): the longest rounded sum."""
         if family == "sparse" and self.uniform_weight:
@@ -1116,6 +1136,9 @@ def _crosscheck_layer(forward, backward, layer, eps_used, eps_value, dtype, dps,
     i = points + len(user)
     plan.append((EPS_PROBE, i) + view.generate(probe_family, np.random.default_rng([seed, i, 3]), i,
                                                probe_eps, np_dtype) + (probe_eps,))
+    degenerate = view.degenerate_points(seed, i + 1, eps_used, np_dtype,
+                                        "normal" if "normal" in families else families[0])
+    plan += degenerate
 
     reports = {name: OutputReport(name) for name in out_names}
     bias_name = view.grad_names[2] if view.has_bias else None
@@ -1160,7 +1183,7 @@ def _crosscheck_layer(forward, backward, layer, eps_used, eps_value, dtype, dps,
                     else:
                         bessel = None
                         bessel_ratios = {name: math.inf for name in bessel_ratios}
-                    if fam not in seen_family and fam != EPS_PROBE:
+                    if fam not in seen_family and fam not in (EPS_PROBE, DEGENERATE):
                         seen_family.add(fam)
                         fig = _layer_self_check(view, xm, wm, bm, gm, eps_mp, ref, fw, bw,
                                                 np.random.default_rng([seed, i, 2]), dps)
@@ -1237,7 +1260,8 @@ def _crosscheck_layer(forward, backward, layer, eps_used, eps_value, dtype, dps,
         backward_name=None if backward is None else _fname(backward, "backward"),
         problems=problems, notes=notes, budget=budget, complete=not timed_out,
         points_checked=points_done, eps_probe=probe_report, eps_probe_value=probe_eps,
-        eps_probe_family=probe_family, layer=view.text, group_size=view.n)
+        eps_probe_family=probe_family, degenerate_points=len(degenerate),
+        degenerate=fam_reports.pop(DEGENERATE, None), layer=view.text, group_size=view.n)
 
 
 # --------------------------------------------------------------------------------------------
