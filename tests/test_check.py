@@ -99,6 +99,15 @@ def test_default_shape_is_pairwise_different_with_two_channels():
 # unmodified NumPy code and float constants
 
 
+def test_unmodified_numpy_backward_is_proved_at_4x8x8_by_the_api_and_the_helper():
+    # issue 10, done when (2x3x4: the test below; the CLI: test_cli.py)
+    from symbolic_bn.testing import assert_backward_correct
+    cert = check_backward(M.cs231n_style_backward, (4, 8, 8))
+    assert cert.ok and [ob.status for ob in cert] == ["proved"] * 3
+    (again,) = assert_backward_correct(M.cs231n_style_backward, shape=(4, 8, 8))
+    assert again.ok
+
+
 def test_unmodified_numpy_backward_is_proved_and_its_floats_listed():
     cert = check_backward(M.cs231n_style_backward, (2, 3, 4))
     assert cert.ok

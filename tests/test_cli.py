@@ -1200,3 +1200,16 @@ def test_every_term_of_the_framework_and_autodiff_output_has_an_entry(torch_outp
     for t in ("torch.func", "torch.autograd.forward_ad", "ERROR", "make_fx", "AUTODIFF"):
         assert t in terms, t
     _assert_explained(terms)
+
+
+@pytest.mark.parametrize("shape", ["2x3x4", "4x8x8"])
+def test_unmodified_numpy_cs231n_backward_is_proved_by_the_cli(shape):
+    """issue 10, done when: an unmodified NumPy backward (the (N, D) layout reshaped inside) is
+    proved at 2x3x4 and 4x8x8 from the CLI (the API and the pytest helper: test_check.py)."""
+    p = run("check", "numpy_implementations:cs231n_style_backward", "--shape", shape, "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = one_json_object(p)
+    assert doc["ok"] is True and doc["verdict"] == "PASS" and doc["crosscheck"] is None
+    (cert,) = doc["certificates"]
+    assert tuple(cert["parameters"]["shape"]) == tuple(int(a) for a in shape.split("x"))
+    assert [ob["status"] for ob in cert["obligations"]] == ["proved"] * 3
