@@ -674,7 +674,7 @@ def _unbiased_backward(x, gamma, beta, g, eps, xp=np):
 
 def test_n_minus_1_variance_is_caught_in_float32_at_1x128x128():
     """The dense families cannot see it here (err/bound 0.41 on 'normal'); 'sparse' does."""
-    res = crosscheck(unbiased_var_forward, shape=(1, 128, 128), dtype="float32", points=2,
+    res = crosscheck(unbiased_var_forward, shape=(1, 128, 128), dtype="float32", degenerate=False, points=2,
                      families=("normal", "sparse"))
     assert not res.ok and not res.outputs["y"].ok
     assert res.families["sparse"].max_ratio["y"] > 4            # measured 13
@@ -684,7 +684,7 @@ def test_n_minus_1_variance_is_caught_in_float32_at_1x128x128():
 
 
 def test_n_minus_1_backward_is_caught_in_float32_at_1x128x128():
-    res = crosscheck(backward=_unbiased_backward, shape=(1, 128, 128), dtype="float32",
+    res = crosscheck(backward=_unbiased_backward, shape=(1, 128, 128), dtype="float32", degenerate=False,
                      points=2, families=("normal", "sparse"))
     assert not res.ok and not res.outputs["dx"].ok
     assert res.families["sparse"].max_ratio["dx"] > 4
@@ -694,7 +694,7 @@ def test_n_minus_1_backward_is_caught_in_float32_at_1x128x128():
 @pytest.mark.parametrize("label", ["numeric", "recursive/fused", "welford column-major"])
 def test_correct_implementations_pass_at_1x128x128_float32(label):
     fw, bw = {k: (f, b) for k, f, b in _correct_pairs()}[label]
-    res = crosscheck(fw, bw, shape=(1, 128, 128), dtype="float32", points=2,
+    res = crosscheck(fw, bw, shape=(1, 128, 128), dtype="float32", degenerate=False, points=2,
                      families=("normal", "sparse"))
     assert res.ok, res.summary()
     assert max(o.max_ratio for o in res.outputs.values()) < 0.3, res.summary()
@@ -717,7 +717,7 @@ def test_bessel_ratio_predicts_what_an_n_minus_1_implementation_scores(shape, dt
 
 
 def test_past_the_limit_the_result_flags_that_an_n_minus_1_variance_could_pass():
-    res = crosscheck(unbiased_var_forward, shape=(1, 128, 128), dtype="float32", points=1,
+    res = crosscheck(unbiased_var_forward, shape=(1, 128, 128), dtype="float32", degenerate=False, points=1,
                      families=("normal",))
     assert res.ok                                   # the dense bound cannot separate it here
     assert not res.bessel_caught and 0.2 < res.bessel_ratio < 1
@@ -881,3 +881,12 @@ def test_a_forward_without_xp_runs_as_plain_numpy():
     def fw(x, gamma, beta, eps):
         return numeric.forward(x, gamma, beta, eps)
     assert crosscheck(forward=fw, shape=(1, 2, 3), points=3).ok
+
+
+def test_degenerate_points_are_visited_unless_left_out():
+    on = crosscheck(numeric.forward, numeric.backward, shape=(2, 2, 3), points=2)
+    off = crosscheck(numeric.forward, numeric.backward, shape=(2, 2, 3), points=2, degenerate=False)
+    assert on.degenerate_points == 2 and on.degenerate is not None and on.degenerate.points == 2
+    assert off.degenerate_points == 0 and off.points_checked == on.points_checked - 2
+    with pytest.raises(ValueError, match="degenerate must be True or False"):
+        crosscheck(numeric.forward, shape=(1, 2, 2), points=1, degenerate="no")

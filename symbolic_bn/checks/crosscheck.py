@@ -1109,7 +1109,7 @@ def layer_reference(layer, x, weight, bias, eps, grad_out=None, dps=50, as_float
 
 
 def _crosscheck_layer(forward, backward, layer, eps_used, eps_value, dtype, dps, points, seed,
-                      inputs, families, budget) -> "CrosscheckResult":
+                      inputs, families, budget, degenerate=True) -> "CrosscheckResult":
     """:func:`crosscheck` for a Layer (its layout, its statistics groups, its closed forms)."""
     from .calling import takes_namespace
     np_dtype = _NP_DTYPES[dtype]
@@ -1137,7 +1137,8 @@ def _crosscheck_layer(forward, backward, layer, eps_used, eps_value, dtype, dps,
     plan.append((EPS_PROBE, i) + view.generate(probe_family, np.random.default_rng([seed, i, 3]), i,
                                                probe_eps, np_dtype) + (probe_eps,))
     degenerate = view.degenerate_points(seed, i + 1, eps_used, np_dtype,
-                                        "normal" if "normal" in families else families[0])
+                                        "normal" if "normal" in families else families[0]) \
+        if degenerate else []
     plan += degenerate
 
     reports = {name: OutputReport(name) for name in out_names}
@@ -1656,7 +1657,7 @@ def _eps_in_dtype(eps, dtype, name="eps"):
 
 
 def _crosscheck_with_layer(forward, backward, shape, eps, dtype, dps, points, seed, inputs,
-                           families, budget, layer):
+                           families, budget, layer, degenerate=True):
     from .. import layers as L
     if not isinstance(layer, L.Layer):
         raise ValueError("layer must be a symbolic_bn.layers.Layer (e.g. layers.batch_norm((2, 3, 4)))"
@@ -1693,12 +1694,13 @@ def _crosscheck_with_layer(forward, backward, shape, eps, dtype, dps, points, se
                                  "a numeric ε is checked at that ε (pass eps only for a symbolic-ε layer)")
         eps_used = _eps_in_dtype(value, dtype, "the layer's eps")
     return _crosscheck_layer(forward, backward, layer, eps_used, value, dtype, dps, points, seed,
-                             inputs, families, budget)
+                             inputs, families, budget, degenerate)
 
 
 def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] = None,
                shape=None, eps=None, dtype="float64", dps=50, points=20, seed=0,
-               inputs=None, families=FAMILIES, budget=None, *, layer=None) -> CrosscheckResult:
+               inputs=None, families=FAMILIES, budget=None, *, layer=None,
+               degenerate: bool = True) -> CrosscheckResult:
     """Cross-check ``forward(x, gamma, beta, eps, xp)`` and/or
     ``backward(x, gamma, beta, grad_out, eps, xp) -> (dx, dgamma, dbeta)`` against mpmath.
 
@@ -1709,7 +1711,9 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     :data:`FAMILIES`), and every dict of ``inputs`` is checked too (family ``'user'``).  See the
     module docstring for the bound.  ``budget``: seconds for the whole run (``None`` or
     ``math.inf``: no limit); when it runs out the result is incomplete (``complete`` false, ``ok``
-    false, "RESULT: INCOMPLETE"), never a PASS.
+    false, "RESULT: INCOMPLETE"), never a PASS.  ``degenerate=False`` leaves out the two
+    degenerate points (a constant group, a zero weight), only to save time at large shapes where
+    they are not the point of the test.
 
     With ``layer`` (a :class:`symbolic_bn.layers.Layer`, section "Every layer" of the module
     docstring): ``forward(x, weight, bias, eps[, xp])`` / ``backward(x, weight, bias, grad_out,
@@ -1722,9 +1726,11 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     ``'grad_out'``.
     """
     from .calling import takes_namespace  # here: calling imports this module
+    if not isinstance(degenerate, bool):
+        raise ValueError(f"degenerate must be True or False, got {degenerate!r}")
     if layer is not None:
         return _crosscheck_with_layer(forward, backward, shape, eps, dtype, dps, points, seed,
-                                      inputs, families, budget, layer)
+                                      inputs, families, budget, layer, degenerate)
     if shape is None:
         shape = DEFAULT_SHAPE
     if eps is None:
@@ -1774,7 +1780,8 @@ def crosscheck(forward: Optional[Callable] = None, backward: Optional[Callable] 
     plan.append((EPS_PROBE, i, x.astype(np_dtype), gamma.astype(np_dtype), beta.astype(np_dtype),
                  g.astype(np_dtype), probe_eps))
     degenerate = _degenerate_points(shape, seed, i + 1, eps_used, np_dtype,
-                                    "normal" if "normal" in families else families[0])
+                                    "normal" if "normal" in families else families[0]) \
+        if degenerate else []
     plan += degenerate
 
     reports = {name: OutputReport(name) for name in out_names}
