@@ -18,6 +18,17 @@ runs unbounded.  Guarantees, whatever happens inside the block or when the alarm
   an alarm of this budget that arrives late (after the block's work is done) is ignored and
   never reaches the restored handler;
 * a nested budget never extends the enclosing one (its deadline is the earlier of the two);
+* an alarm never interrupts torch's or JAX's own Python code: raised in the middle of their
+  bookkeeping (a dispatch mode pushed and not yet popped), an exception leaves global state that
+  breaks every later trace in the process ("'PythonKeyTracer' object has no attribute 'graph'").
+  Such an alarm is postponed, a millisecond at a time, until other code (the user's, ours) runs;
+  the exception then unwinds through the libraries as any error of traced code does.  So is an
+  alarm inside a finalizer or a weakref callback, where Python would print and drop it;
+* inside :func:`untrusted_code` an alarm that has fired keeps firing every few milliseconds until
+  the user's code is left, and the user's frames are traced meanwhile: a line of an ``except``
+  clause that runs while it handles the budget's exception raises it again, so a retry loop
+  with a bare ``except:`` cannot swallow the budget (the re-raise leaves the clause's ``try``).
+  Two such loops nested in each other can still outlast it (module limit, README).
 * budgets longer than :data:`MAX_TIMER_SECONDS` (about 32 years, well inside what
   ``setitimer`` can represent -- about 9.2e9 s with CPython on 64-bit Linux) and ``math.inf``
   mean "no limit": the block runs without a timer of its own (an enclosing budget still
@@ -28,7 +39,9 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 import signal
+import sys
 import threading
 import time
 
@@ -47,6 +60,42 @@ class _BudgetExceededInUntrustedCode(BaseException):
 MAX_TIMER_SECONDS = 1e9
 #: Shortest timer ever armed: a budget that is (nearly) used up still fires, and promptly.
 _MIN_TIMER_SECONDS = 1e-6
+#: How long an alarm that arrived inside a protected library is postponed (then tried again).
+_POSTPONE_SECONDS = 1e-3
+#: How often an alarm that fired inside the user's code fires again until that code is left.
+_REFIRE_SECONDS = 2e-3
+#: Libraries whose own Python code an alarm must not interrupt (module docstring).
+PROTECTED_LIBRARIES = ("torch", "functorch", "jax", "jaxlib")
+_EXTRA_PROTECTED_DIRS: list = []  # for tests: directories treated like a protected library's
+_REFIRING = [False]  # an alarm of untrusted_code() is re-armed every _REFIRE_SECONDS
+_TRACING = []  # [the trace function to restore] while the user's frames are traced
+_BOUNDARIES = []  # the frames whose `with untrusted_code()` is active, innermost last
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _protected_dirs() -> tuple:
+    dirs = list(_EXTRA_PROTECTED_DIRS)
+    for name in PROTECTED_LIBRARIES:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            dirs.append(os.path.dirname(os.path.abspath(path)) + os.sep)
+    return tuple(dirs)
+
+
+#: Where an exception is printed as "Exception ignored in ..." and dropped (finalizers, weakref
+#: callbacks run by the garbage collector): an alarm handled there would be lost for good.
+_DROPPING_FILES = (os.sep + "weakref.py", os.sep + "_weakrefset.py")
+
+
+def _must_postpone(frame) -> bool:
+    """True when the alarm interrupted a protected library, or code whose exceptions are dropped."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    if code.co_name == "__del__" or code.co_filename.endswith(_DROPPING_FILES):
+        return True
+    dirs = _protected_dirs()
+    return bool(dirs) and code.co_filename.startswith(dirs)
 
 
 def check_budget(value, name: str = "budget") -> float | None:
@@ -88,23 +137,73 @@ _STACK: list = []  # active budgets of the main thread, innermost last
 _UNTRUSTED_DEPTH = [0]  # > 0 while untrusted_code() runs
 
 
+def _reraise_in_except_clauses(frame, event, arg):
+    """Trace function of the user's frames once the budget is spent: a line that runs while the
+    budget's exception is being handled (inside the ``except`` that caught it) raises it again.
+    A new frame is traced when the user's code called it and it is the user's too."""
+    if event == "call":
+        back = frame.f_back
+        if back is None or back.f_trace is not _reraise_in_except_clauses or _not_users(frame):
+            return None
+    elif event == "line" and isinstance(sys.exc_info()[1], _BudgetExceededInUntrustedCode):
+        raise _BudgetExceededInUntrustedCode("time budget exceeded (the function caught it)")
+    return _reraise_in_except_clauses
+
+
+def _not_users(frame) -> bool:
+    """Our own code and the protected libraries: they pass the exception on, never trace them."""
+    return frame.f_code.co_filename.startswith(_protected_dirs() + (_PACKAGE_DIR,))
+
+
+def _trace_user_frames(frame):
+    """Trace the user's frames on the stack from ``frame`` (the interrupted one) up to the
+    statement that entered :func:`untrusted_code`, and the frames they call from now on."""
+    if not _TRACING:
+        _TRACING.append(sys.gettrace())
+    sys.settrace(_reraise_in_except_clauses)
+    boundary = _BOUNDARIES[-1] if _BOUNDARIES else None
+    while frame is not None and frame is not boundary:
+        if not _not_users(frame):
+            frame.f_trace = _reraise_in_except_clauses
+        frame = frame.f_back
+
+
+def _stop_tracing():
+    if _TRACING:
+        previous = _TRACING[0]
+        sys.settrace(previous)  # before the saved one is forgotten: an alarm may end this early
+        _TRACING.clear()
+
+
 @contextlib.contextmanager
 def untrusted_code():
     """Run a user's function under the enclosing budget so that it cannot outlive it.
 
     While the block runs the alarm raises an exception that ``except Exception`` does not catch;
-    it leaves the block as :class:`BudgetExceeded`.  A function that swallowed it anyway (a bare
-    ``except:``) and returned after the deadline also gives BudgetExceeded (the alarm has been
-    spent, so nothing else would stop what follows).  A bare ``except:`` loop that never returns
-    cannot be stopped in-process.
+    it leaves the block as :class:`BudgetExceeded`.  A function that swallows it anyway (a bare
+    ``except:``) is interrupted again every few milliseconds until its code is left, and one that
+    returns after the deadline also gives BudgetExceeded.  (A loop that catches every exception
+    at every point of its body, including its own back edge, is not possible in Python; code
+    stuck inside a C call is outside any in-process budget.)
     """
+    mark = len(_BOUNDARIES)
     _UNTRUSTED_DEPTH[0] += 1
     try:
+        _BOUNDARIES.append(sys._getframe(2))  # above contextlib's __enter__: the with statement
         yield
     except _BudgetExceededInUntrustedCode as exc:
         raise BudgetExceeded(str(exc)) from None
     finally:
-        _UNTRUSTED_DEPTH[0] -= 1
+        _UNTRUSTED_DEPTH[0] -= 1  # no call before it: an alarm now raises BudgetExceeded
+        del _BOUNDARIES[mark:]
+        if not _UNTRUSTED_DEPTH[0]:
+            try:
+                if _REFIRING[0]:
+                    _REFIRING[0] = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)  # the budget is spent: nothing to arm
+                    _consume_pending_alarm()
+            finally:  # a last alarm (BudgetExceeded, as intended) must not leave tracing on
+                _stop_tracing()
     if _STACK and _STACK[-1].active and time.monotonic() >= _STACK[-1].deadline:
         raise BudgetExceeded(f"time budget of {_STACK[-1].seconds:g} s exceeded (inside the user's function)")
 
@@ -146,9 +245,17 @@ def time_budget(seconds: float | None):
     def _handler(signum, frame):
         # A no-op once the block is being left: an alarm whose handling in Python was delayed
         # into the tear-down must neither interrupt it nor reach the handler restored after it.
-        if state.active:
-            kind = _BudgetExceededInUntrustedCode if _UNTRUSTED_DEPTH[0] else BudgetExceeded
-            raise kind(f"time budget of {seconds:g} s exceeded")
+        if not state.active:
+            return
+        if _must_postpone(frame):
+            signal.setitimer(signal.ITIMER_REAL, _POSTPONE_SECONDS)
+            return
+        if _UNTRUSTED_DEPTH[0]:
+            _REFIRING[0] = True
+            signal.setitimer(signal.ITIMER_REAL, _REFIRE_SECONDS)
+            _trace_user_frames(frame)
+            raise _BudgetExceededInUntrustedCode(f"time budget of {seconds:g} s exceeded")
+        raise BudgetExceeded(f"time budget of {seconds:g} s exceeded")
 
     previous_handler = None
     foreign_timer = (0.0, 0.0)
@@ -169,6 +276,7 @@ def time_budget(seconds: float | None):
         if armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             _consume_pending_alarm()
+            _REFIRING[0] = False  # what is armed from here on is an enclosing budget's timer
         if state in _STACK:
             _STACK.remove(state)
         if installed:

@@ -80,6 +80,7 @@ class SeedForm(RawForm):
         return SeedForm(self.ring, -self.p)
 
     def __sub__(self, other):
+        # RawForm's ``self + (-other)`` would negate a whole packed polynomial first
         if type(other) is SeedForm:
             if other.ring is not self.ring:
                 raise LeavesRing
@@ -90,9 +91,6 @@ class SeedForm(RawForm):
             return self
         raise TypeError("a linear form can only be added to a linear form or to zero")
 
-    def __rsub__(self, other):
-        return (-self).__add__(other)
-
     def __mul__(self, scalar):
         if isinstance(scalar, RawForm):
             raise TypeError("product of two linear forms is not linear")
@@ -102,12 +100,6 @@ class SeedForm(RawForm):
         return SeedForm(self.ring, self.p * q)  # a stale context raises: the caller gives up
 
     __rmul__ = __mul__
-
-    def __truediv__(self, scalar):
-        if isinstance(scalar, RawForm):
-            raise TypeError("a linear form divided by a linear form is not linear")
-        space = self.ring.space
-        return self * space.inverse(space.constant(scalar))
 
     def __repr__(self):
         return f"SeedForm({len(self.p)} terms)"
