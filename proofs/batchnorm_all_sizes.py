@@ -1,6 +1,6 @@
 """Proof script: BatchNormChannelFirst for every shape -- symbolic C, H, W (N = H·W).
 
-Proves, by index-level calculus with explicit rewrite rules (``symbolic_bn/allsizes.py``), the
+Proves, by index-level calculus with explicit rewrite rules (``symbolic_bn/obligations/allsizes/``), the
 per-channel identities for a symbolic spatial size N and the channel independence for a symbolic
 channel count C: the node VJP = Jᵀδ and JVP = J·t laws, the index-level derivatives, output-only backprop and
 Jᵀg = the closed form of ``Spec.batchNorm2dBackward``, the closed-form JVP, the dot-product

@@ -409,12 +409,13 @@ def test_instantiate_expands_named_sums():
 # Wrong rules are caught
 
 
+#: rule: (the module that defines and uses it, its function, a wrong version)
 WRONG_RULES = {
-    "sum-const": ("_size", lambda rng: (A.N_SYM if rng == "N" else A.C_SYM) - 1),
-    "delta-contract": ("_contract", lambda rest, j, other: 2 * A.subs_ix(rest, {j: other})),
-    "sqrt-chain": ("_sqrt_chain", lambda sigma, du: sigma ** -1 * du),
-    "inv-chain": ("_inv_chain", lambda iota, db: iota ** 2 * db),
-    "deriv-atom": ("_deriv_atom", lambda idx2, idx: A.delta(idx2[-1], idx[-1])),
+    "sum-const": (A.terms, "_size", lambda rng: (A.N_SYM if rng == "N" else A.C_SYM) - 1),
+    "delta-contract": (A.terms, "_contract", lambda rest, j, other: 2 * A.subs_ix(rest, {j: other})),
+    "sqrt-chain": (A.derivatives, "_sqrt_chain", lambda sigma, du: sigma ** -1 * du),
+    "inv-chain": (A.derivatives, "_inv_chain", lambda iota, db: iota ** 2 * db),
+    "deriv-atom": (A.derivatives, "_deriv_atom", lambda idx2, idx: A.delta(idx2[-1], idx[-1])),
 }
 
 _RULE_PROBES = {
@@ -442,11 +443,11 @@ _AFFECTED = {
 
 @pytest.mark.parametrize("rule", sorted(WRONG_RULES))
 def test_wrong_rule_is_caught(rule, monkeypatch):
-    attr, wrong = WRONG_RULES[rule]
+    module, attr, wrong = WRONG_RULES[rule]
     build, free, channels = _RULE_PROBES[rule]
     # the probe agrees with the concrete expansion under the real rule ...
     assert not check_against_concrete(build, free, sizes=(1, 2, 3), channels=channels)[2]
-    monkeypatch.setattr(A, attr, wrong)
+    monkeypatch.setattr(module, attr, wrong)
     # ... and the rule's own test detects the wrong one
     assert check_against_concrete(build, free, sizes=(1, 2, 3), channels=channels)[2]
     # ... and the prover does not certify the obligations that use it
@@ -468,7 +469,7 @@ def test_wrong_rule_making_a_false_claim_symbolically_zero_is_refuted(monkeypatc
         lambda be, ix: be.sum("N", lambda m: be.at("gamma", ix["c"])))
     ob = A.run_claim(false_claim, sizes=[1, 2])
     assert ob.status == "failed" and "not zero" in ob.detail
-    monkeypatch.setattr(A, "_size", lambda rng: A.N_SYM - 1)
+    monkeypatch.setattr(A.terms, "_size", lambda rng: A.N_SYM - 1)
     ob = A.run_claim(false_claim, sizes=[1, 2])
     assert ob.status == "failed" and "rewrite rule is wrong" in ob.detail
     assert ob.counterexample["lhs"] != ob.counterexample["rhs"]
@@ -1185,13 +1186,13 @@ def test_a_wrong_sum_swap_is_caught(monkeypatch):
             return None
         k2 = A._fresh(k.rng)
         return A.sum_over(k2, A.sum_over(j, A.subs_ix(inner, {k: k2})))
-    monkeypatch.setattr(A, "_exchange", dropped)
+    monkeypatch.setattr(A.terms, "_exchange", dropped)
     cert = A.prove_all_sizes("layer_norm", sizes=[1, 2], only=["all_channels_dot_product"])
     assert not cert.ok
 
 
 def test_without_sum_swap_the_shared_weight_dot_product_is_not_proved(monkeypatch):
-    monkeypatch.setattr(A, "_exchange", lambda j, dep: None)
+    monkeypatch.setattr(A.terms, "_exchange", lambda j, dep: None)
     ob = A.prove_all_sizes("layer_norm", sizes=[1, 2], only=["all_channels_dot_product"])[
         "all_channels_dot_product"]
     assert ob.status == "undecided" and "nonzero normal form" in ob.detail
