@@ -105,9 +105,56 @@ class FlintBackend:
     def derivative(p, i):
         return p.derivative(i)
 
+    #: At most this many terms: re-indexed term by term in Python.  python-flint 0.9's
+    #: ``project_to_context`` with a mapping costs ~25 ms at a hundred generators however small
+    #: the polynomial (layer_norm 8x32 spent half its proof there on one-term values); above
+    #: this size it is the faster way.
+    SMALL_PROJECTION = 128
+
+    _index_maps: dict = {}
+
+    @classmethod
+    def project(cls, p, ctx, mapping=None):
+        if mapping is None or len(p) > cls.SMALL_PROJECTION or p.context() is ctx:
+            return p.project_to_context(ctx, mapping=mapping)  # (the same context: p itself)
+        return cls._reindex(p, ctx, cls._index_map(p.context(), ctx, mapping))
+
+    @classmethod
+    def _index_map(cls, source, ctx, mapping) -> list:
+        """For each generator of ``source``: its index in ``ctx``.  As in ``project_to_context``,
+        an image is a generator's name or its index (the engine maps slots no atom has been given
+        to index 0: they occur in no polynomial)."""
+        key = (id(source), id(ctx), id(mapping))
+        got = cls._index_maps.get(key)
+        if got is not None and got[0] is source and got[1] is ctx and got[2] is mapping:
+            return got[3]
+        where = {name: k for k, name in enumerate(ctx.names())}
+        index = []
+        for name in source.names():
+            image = mapping[name]
+            if isinstance(image, str):
+                index.append(where[image])
+            elif isinstance(image, int) and 0 <= image < len(where):
+                index.append(image)
+            else:
+                raise ValueError(f"cannot map generator {name} to {image!r}")
+        if len(cls._index_maps) > 512:  # restrict_to builds a new mapping each call
+            cls._index_maps.clear()
+        cls._index_maps[key] = (source, ctx, mapping, index)  # the references keep the ids unique
+        return index
+
     @staticmethod
-    def project(p, ctx, mapping=None):
-        return p.project_to_context(ctx, mapping=mapping)
+    def _reindex(p, ctx, index):
+        n = ctx.nvars()
+        out = {}
+        for exps, c in p.to_dict().items():
+            e = [0] * n
+            for i, d in enumerate(exps):
+                if d:
+                    e[index[i]] += d
+            key = tuple(e)
+            out[key] = out[key] + c if key in out else c
+        return ctx.from_dict(out)
 
     @staticmethod
     def compose(p, images, ctx):

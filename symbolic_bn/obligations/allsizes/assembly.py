@@ -22,8 +22,9 @@ Where the calculus carries over, and where it does not
   layer_norm/rms_norm normalized_shape of several axes is its flattening (a bijection, so exact,
   but the per-axis structure is not shown), full-context seeds on intermediate slots, the
   totalized behaviour where var + ε ≤ 0, and sizes 0.
-* Summation order: Σ_{(n,s)} is the nested Σ_n Σ_s; the calculus has no rule exchanging sums
-  (Fubini), so a claim written with the other order would be 'undecided', never wrongly decided.
+* Summation order: Σ_{(n,s)} is the nested Σ_n Σ_s; nested sums over different ranges are brought
+  to one order (B, C, G, R, K, S, N: rule sum-swap, finite sums), so both orders of a claim get
+  the same normal form.
 """
 from __future__ import annotations
 
