@@ -93,7 +93,7 @@ __all__ = [
     "SPARSE_NONZEROS",
 ]
 
-#: Names imported from this module (``MIN_DPS``: cli.py; ``_gen_sparse``: tests) that now live in
+#: Names imported from this module (``MIN_DPS``: symbolic_bn.cli.parsing; ``_gen_sparse``: tests) that now live in
 #: the modules above and are not used here.
 _IMPORTED_FROM_HERE = (MIN_DPS, _gen_sparse)
 
