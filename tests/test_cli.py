@@ -586,6 +586,36 @@ def test_checked_code_cannot_choose_the_exit_status(tmp_path, module):
         assert ("killed by signal 9" if module == "kills_itself" else "exited with status 0") in p.stderr
 
 
+NESTED_BARE_EXCEPT = ("import time\n"
+                      "def f(x, gamma, beta, grad_out, eps, xp):\n"
+                      "    while True:\n"
+                      "        try:\n"
+                      "            while True:\n"
+                      "                try:\n"
+                      "                    time.sleep(0.01)\n"
+                      "                except:\n"
+                      "                    pass\n"
+                      "        except:\n"
+                      "            pass\n")
+
+
+@pytest.mark.parametrize("json_too", [False, True])
+def test_checked_code_that_outlasts_its_budget_is_stopped_undecided(tmp_path, json_too):
+    """Two nested bare-except loops swallow every in-process interrupt; before the watchdog the
+    command never ended.  The child is killed WATCHDOG_FACTOR·budget + WATCHDOG_GRACE s after the
+    phase began; the verdict is UNDECIDED (nothing was shown wrong), exit 1."""
+    (tmp_path / "stubborn.py").write_text(NESTED_BARE_EXCEPT)
+    p = run("check", "stubborn:f", "--shape", "1x2x2", "--budget", "0.2",
+            *(["--json"] if json_too else ["--brief"]), cwd=tmp_path)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert "the checked code did not stop when its time budget ran out" in p.stderr
+    if json_too:
+        doc = one_json_object(p)
+        assert doc["ok"] is False and doc["verdict"] == "UNDECIDED"
+    else:
+        assert "CHECK: UNDECIDED" in p.stdout and "Traceback" not in p.stderr
+
+
 def test_no_verdict_with_json_is_one_object(tmp_path):
     (tmp_path / "exits_during_check.py").write_text(EXITS["exits_during_check"])
     p = run("check", "exits_during_check:f", "--shape", "1x2x2", "--json", cwd=tmp_path)

@@ -101,7 +101,7 @@ def _run_autodiff(plan, say) -> tuple:
         except ImportError as exc:
             raise UsageError(f"--exact is unavailable in this installation "
                              f"(symbolic_bn.checks.framework_autodiff: {_one_line(exc)})") from None
-        say(f"tracing and proving {what}")
+        say(f"tracing and proving {what}", plan["budget"])
         try:
             cert = check_autodiff(f, layer, framework=plan["framework"], order=plan["order"],
                                   modes=plan["modes"], budget=plan["budget"], seed=plan["seed"])

@@ -158,7 +158,7 @@ def _run_check(plan, say) -> tuple:
         if not plan["framework"] and role in _ROLE_ARITY and not takes_namespace(fn, _ROLE_ARITY[role]):
             notes.append(f"{role}: {getattr(fn, '__name__', 'function')} takes no xp argument: run as "
                          f"unmodified NumPy code on exact arrays")
-        say(f"exact {role.replace('_', ' ')} check at {plan['shape_text']}")
+        say(f"exact {role.replace('_', ' ')} check at {plan['shape_text']}", plan["budget"])
         try:
             cert = _exact_check(role, fn, plan, layer)
         except ImplementationError as exc:

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import time
 
 from .parsing import UsageError, _one_line
 from .progress import Progress
@@ -33,6 +34,18 @@ from .targets import _describe, _is_file_target
 #: How much of the checked code's own output is relayed to stderr.
 MAX_RELAYED_CHARS = 20000
 NO_VERDICT = "the checked code ended the process before a verdict"
+#: A phase that runs under a time budget B is given WATCHDOG_FACTOR·B + WATCHDOG_GRACE seconds
+#: before the child is killed: the in-process budget stops everything but checked code that
+#: catches every exception at every level (two nested bare ``except:`` loops) or is stuck in a
+#: C call, and the command must end all the same.
+WATCHDOG_FACTOR = 2.0
+WATCHDOG_GRACE = 10.0
+NO_STOP = "the checked code did not stop when its time budget ran out"
+
+
+def watchdog_seconds(budget):
+    """How long a phase under ``budget`` seconds may run in the child (None: no limit)."""
+    return None if budget is None else WATCHDOG_FACTOR * budget + WATCHDOG_GRACE
 
 
 class _CheckedCodeExited(Exception):
@@ -78,8 +91,9 @@ def _child_main(conn, runner, plan, output_path):
                     extra.insert(0, d)
         sys.path[:0] = [d for d in extra if d not in sys.path[:len(extra)]]
 
-        def say(label):
-            conn.send(("progress", label))
+        def say(label, budget=None):
+            # a phase under a budget arms the parent's watchdog; any other phase disarms it
+            conn.send(("progress", label, watchdog_seconds(budget)))
 
         try:
             status, lines = runner(plan, say)
@@ -153,6 +167,8 @@ def _run_in_child(plan, runner, quiet: bool):
         proc.start()
         sender.close()  # the child holds the only writing end: EOF once it has gone
         result = None
+        deadline = stopped_after = None
+        started = time.monotonic()
         with Progress(quiet) as prog:
             prog.set(f"checking at {plan['shape_text']}")
             while result is None:
@@ -165,9 +181,15 @@ def _run_in_child(plan, runner, quiet: bool):
                         break
                     if isinstance(msg, tuple) and msg and msg[0] == "progress":
                         prog.set(str(msg[1]))
+                        limit = msg[2] if len(msg) > 2 else None
+                        deadline = None if not isinstance(limit, float) else time.monotonic() + limit
                         continue
                     result = msg
                 elif not proc.is_alive() and not receiver.poll(0):
+                    break
+                elif deadline is not None and time.monotonic() > deadline:
+                    stopped_after = time.monotonic() - started
+                    proc.kill()
                     break
         proc.join(30)
         exitcode = proc.exitcode
@@ -175,7 +197,7 @@ def _run_in_child(plan, runner, quiet: bool):
             proc.kill()
             proc.join(5)
         receiver.close()
-        return result, exitcode, _relay(output_path)
+        return result, exitcode, _relay(output_path), stopped_after
     except BaseException:
         if proc is not None and proc.is_alive():
             proc.kill()
@@ -202,9 +224,16 @@ def _in_child(plan, runner, args, word, no_verdict_doc):
     """``runner(plan, say)`` in a child process: its ``(status, lines)``, the checked code's output
     relayed to stderr; no valid result is ``word: FAIL`` (exit 1), the child's usage error, exit or
     internal error is raised here."""
-    msg, exitcode, relayed = _run_in_child(plan, runner, args.quiet)
+    msg, exitcode, relayed, stopped_after = _run_in_child(plan, runner, args.quiet)
     for line in relayed:
         print(line, file=sys.stderr)
+    if stopped_after is not None:  # undecided, not failed: nothing was shown wrong
+        print(f"symbolic-bn: error: {NO_STOP} (it catches every exception; stopped after "
+              f"{stopped_after:.0f} s); {word.lower()} UNDECIDED", file=sys.stderr)
+        if args.json:
+            return 1, [json.dumps({"ok": False, "verdict": "UNDECIDED", "error": NO_STOP, **no_verdict_doc},
+                                  indent=2)]
+        return 1, [f"{word}: UNDECIDED"]
     if not _valid_result(msg):
         how = (f"it exited with status {exitcode}" if exitcode is not None and exitcode >= 0
                else f"it was killed by signal {-exitcode}" if exitcode is not None else "no result")
