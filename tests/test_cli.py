@@ -394,6 +394,20 @@ def test_check_wrong_backward_numeric(outputs):
     assert cc["outputs"]["dx"]["worst"]["index"]
 
 
+def test_check_takes_a_nonpositive_eps_where_the_domain_is_not_empty():
+    """As the API and `prove --eps` do: before, `check --eps 0` was refused although var_c > 0 is
+    a domain; the summary says which inputs a nonpositive ε covers, and an empty domain is a usage
+    error naming it."""
+    p = run("check", "cli_impls:backward", "--shape", "1x2x2", "--eps=-1/100")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "not positive: covers only inputs with var_c > 1/100 in every channel): OK" in p.stdout
+    wrong = run("check", "cli_impls:wrong_backward", "--shape", "1x2x2", "--eps", "0", "--brief")
+    assert wrong.returncode == 1 and "CHECK: FAIL" in wrong.stdout, (wrong.stdout, wrong.stderr)
+    assert "eps=0, grad_out=" in wrong.stdout  # the counterexample's inputs
+    empty = run("check", "cli_impls:backward", "--shape", "1x1x1", "--eps", "0")
+    assert_usage_error(empty, "eps = 0", "domain", "is empty")
+
+
 def test_check_wrong_forward_exits_1():
     p = run("check", "cli_impls:backward", "--forward", "cli_impls:wrong_forward", "--numeric")
     assert p.returncode == 1
@@ -491,7 +505,8 @@ def test_check_bad_forward_target_and_options(tmp_path):
     assert_usage_error(run_here("check", "cli_impls:backward", "--shape", "2x2x2;rm"), "--shape")
     assert_usage_error(run_here("check", "cli_impls:backward", "--dtype", "float16"), "float16")
     assert_usage_error(run_here("check", "cli_impls:backward", "--dps", "3"), "--dps")
-    assert_usage_error(run_here("check", "cli_impls:backward", "--eps", "-1"), "--eps")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--eps", "1e-5 + 1"), "--eps")
+    assert_usage_error(run_here("check", "cli_impls:backward", "--eps", "nan"), "--eps")
 
 
 # ---------------------------------------------------------------- import conventions

@@ -27,6 +27,8 @@ def _import_the_whole_package():
     needs one gets a consistent copy on top of the modules loaded here."""
     import symbolic_bn
     for info in pkgutil.walk_packages(symbolic_bn.__path__, "symbolic_bn."):
+        if info.name.endswith(".__main__"):  # runs the command line when imported
+            continue
         if not info.name.startswith(("symbolic_bn.frontends.torch", "symbolic_bn.frontends.jax")):
             importlib.import_module(info.name)
 

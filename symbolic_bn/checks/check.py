@@ -32,12 +32,10 @@ on the whole domain or refused with an :class:`ImplementationError` naming the f
 """
 from __future__ import annotations
 
-import math
 import numbers
 import time
 
 import numpy as np
-import sympy
 
 from .. import layers as L
 from ..exact import normal

@@ -52,7 +52,6 @@ finite differences of ``f``; here the comparison is exact and the rule is proved
 """
 from __future__ import annotations
 
-import math
 import numbers
 import random
 import time

@@ -68,9 +68,7 @@ def _check_plan(args) -> dict:
         if parse_eps(eps_text) is None:
             raise UsageError(f"--eps: a --framework function takes eps as a float, so eps must be a number "
                              f"such as 1e-5 (the default with --framework), got {eps_text!r}")
-    eps_exact = parse_eps(eps_text)
-    if eps_exact is not None and not eps_exact > 0:
-        raise UsageError(f"--eps must be positive, got {args.eps!r}")
+    eps_exact = parse_eps(eps_text)  # ε ≤ 0 is the API's: refused only where the domain is empty
     dps = parse_int(args.dps, "--dps", _min_dps(), MAX_DPS)
     budget = parse_budget(args.budget, "--budget")
     try:

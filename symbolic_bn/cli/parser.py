@@ -174,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "float64, eps a float): traced (make_fx / make_jaxpr) and the trace proved "
                          "exactly; needs the 'torch' or 'jax' extra; eps defaults to 1e-5")
     ck.add_argument("--eps", default=None, metavar="EPS",
-                    help="exact check: 'symbolic' (default; 1e-5 with --framework) or an exact positive "
-                         "number; cross-check: a number (default 1e-5)")
+                    help="exact check: 'symbolic' (default; 1e-5 with --framework) or an exact number "
+                         "(zero or negative where var + eps > 0 is still possible); cross-check: a "
+                         "number (default 1e-5)")
     ck.add_argument("--budget", default=f"{CHECK_BUDGET:g}", metavar="SECONDS",
                     help=f"seconds for each exact check before it is UNDECIDED; inf or none: "
                          f"no limit (default {CHECK_BUDGET:g})")

@@ -112,7 +112,7 @@ def to_exact_eps(value, *, name: str = "eps"):
             raise ValueError(f"{what}; got {value} ({kind})")
     try:
         exact = to_exact(value, name=name)
-    except TypeError as exc:  # a bool, a list, ...: a bad value of the argument, one line
+    except TypeError:  # a bool, a list, ...: a bad value of the argument, one line
         raise ValueError(f"{what}; got {type(value).__name__} {str(value)[:40]}") from None
     if not isinstance(exact, sympy.Rational):  # pragma: no cover - to_exact returns Rationals here
         raise ValueError(f"{what}; got {exact}")

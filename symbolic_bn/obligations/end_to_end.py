@@ -29,7 +29,6 @@ import sympy
 
 from ..exact import normal, sign
 from ..exact.budget import BudgetExceeded, time_budget
-from ..exact.calculus import Jacobian
 from ..exact.convert import Substitution, to_sympy
 from ..exact.decide import differ_exactly
 from ..exact.linear import LinearForm
@@ -401,7 +400,7 @@ def end_to_end_obligations(layer, graph, parts, *, lean_name=None, stat_slot="va
     n_all = graph.context_size()
     formula = " = 12CN + 7C" if layer.name == "batchnorm_channel_first" else ""
     inputs = " = CN + 2C" if layer.name == "batchnorm_channel_first" else ""
-    std_note = ([f"std_c ≠ 0 for every channel c (implied by the first; see domain.std_nonzero)"]
+    std_note = (["std_c ≠ 0 for every channel c (implied by the first; see domain.std_nonzero)"]
                 if layer.name == "batchnorm_channel_first" else [])
     out = [Obligation(
         "end_to_end.backprop_eq_adjoint_fderiv",

@@ -137,8 +137,6 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
         f"statistics group, so it is ≥ 0 for every input and the spec's clamp max({word}, 0) is a no-op",
         variance, assumptions=[])
 
-    args = [problem.x, problem.weight] + ([problem.bias] if problem.b_name else [])
-
     def backward():
         out_slot = setting.output
         bad = []
@@ -244,8 +242,8 @@ def link_obligations(layer, graph, budget, rng, *, backend=None, spec_names=None
             "arguments (a sum of squares is ≥ 0; the domain gives stat + ε > 0)")
 
     run("link.forward_spec",
-        spec_names.get("forward", f"the output = the closed form with TorchLean's clamps: (x − μ)/sqrt(max(max("
-                       f"var, 0) + ε, 0))·γ + β (rms_norm: x/sqrt(max(mean(x²) + ε, 0))·γ)"), forward)
+        spec_names.get("forward", "the output = the closed form with TorchLean's clamps: (x − μ)/sqrt(max(max("
+                       "var, 0) + ε, 0))·γ + β (rms_norm: x/sqrt(max(mean(x²) + ε, 0))·γ)"), forward)
     return out
 
 

@@ -27,7 +27,6 @@ from ..exact.backends import available_backends, default_backend
 from ..exact.budget import BudgetExceeded, check_budget
 from ..graphs.batchnorm import BatchNormGraph
 from ..graphs.layer_graphs import LayerGraph, layer_graph
-from ..exact.errors import ExactError
 from .certificate import Certificate, Obligation
 from .domain import domain_obligations
 from .end_to_end import end_to_end_obligations, end_to_end_part, split_slots
