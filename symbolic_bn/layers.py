@@ -134,7 +134,9 @@ class Layer:
             raise ValueError(f"shape {self.input_shape} is too large: its statistics groups have {largest} "
                              f"elements, at most {MAX_GROUP} are accepted (the exact engine would not finish "
                              "in reasonable time)")
-        if not isinstance(self.eps, sympy.Symbol) and self.eps <= 0 and min(len(m) for m in members.values()) == 1:
+        # (rms_norm's mean(x²) + ε > 0 holds for large enough x whatever ε: never empty)
+        if (not isinstance(self.eps, sympy.Symbol) and centered and self.eps <= 0
+                and min(len(m) for m in members.values()) == 1):
             raise ValueError(
                 f"eps = {self.eps} with statistics groups of one element: their variance is 0, so the "
                 f"domain {self.domain_text()} is empty (every statement would hold vacuously); use "

@@ -168,3 +168,12 @@ def test_layer_crosscheck_visits_a_constant_group_and_a_zero_weight(bug):
     assert crosscheck(backward=good, layer=lay).ok
     res = crosscheck(backward=wrong, layer=lay)
     assert not res.ok and res.degenerate is not None and not res.degenerate.ok
+
+
+# -- rms_norm: mean(x²) + ε > 0 is never empty, even with one-element groups and ε ≤ 0 -----------
+
+def test_rms_norm_with_one_element_groups_and_nonpositive_eps_is_not_refused():
+    # before: refused as an empty domain ("their variance is 0"), which holds only when centered
+    assert layers.rms_norm((2, 1), (1,), eps=0).eps == 0
+    with pytest.raises(ValueError, match="is empty"):
+        layers.layer_norm((2, 1), (1,), eps=0)

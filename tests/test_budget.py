@@ -282,6 +282,24 @@ def test_an_alarm_waits_while_a_protected_library_runs_and_fires_after_it(record
     _clean(handler)
 
 
+def test_a_protected_library_that_never_returns_is_interrupted_after_the_postponement_limit(
+        recording_handler, monkeypatch, tmp_path):
+    # Without a limit, code looping inside torch's own Python code (or in a __del__) was never
+    # stopped: the alarm was postponed again every millisecond.
+    fake_library = str(tmp_path / "library") + "/"
+    monkeypatch.setattr(B, "_EXTRA_PROTECTED_DIRS", [fake_library])
+    monkeypatch.setattr(B, "POSTPONE_LIMIT_SECONDS", 0.2)
+    namespace = {"time": time}
+    exec(compile(_PROTECTED_SOURCE, fake_library + "spin.py", "exec"), namespace)
+    done = []
+    handler, _ = recording_handler
+    with pytest.raises(BudgetExceeded):
+        with time_budget(0.02):
+            namespace["spin"](30.0, done)
+    assert done == []  # interrupted inside the "library", not after 30 s
+    _clean(handler)
+
+
 class _SlowFinalizer:
     def __init__(self, done):
         self.done = done

@@ -631,6 +631,26 @@ def test_checked_code_that_outlasts_its_budget_is_stopped_undecided(tmp_path, js
         assert "CHECK: UNDECIDED" in p.stdout and "Traceback" not in p.stderr
 
 
+SLOW_BUT_RIGHT = ("import time\nfrom cli_impls import backward as right\n"
+                  "def f(x, gamma, beta, grad_out, eps, xp):\n"
+                  "    end = time.monotonic() + 60\n"
+                  "    while time.monotonic() < end:\n"
+                  "        pass\n"
+                  "    return right(x, gamma, beta, grad_out, eps, xp)\n")
+
+
+@pytest.mark.parametrize("numeric", [False, True])
+def test_a_budget_running_out_inside_checked_code_is_undecided_not_failed(tmp_path, numeric):
+    """Before: the CLI's guard turned the budget's interrupt (a BaseException) into "exited
+    during the check": CHECK: FAIL for a correct function that is merely slow, without a
+    counterexample; and --numeric ran with no budget at all (an endless loop hung)."""
+    (tmp_path / "slow.py").write_text(SLOW_BUT_RIGHT)
+    p = run("check", "slow:f", "--shape", "1x2x2", "--budget", "0.5", "--brief",
+            *(["--numeric"] if numeric else []), cwd=tmp_path, timeout=120)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "CHECK: UNDECIDED" in p.stdout and "FAILED" not in p.stdout, (p.stdout, p.stderr)
+
+
 def test_no_verdict_with_json_is_one_object(tmp_path):
     (tmp_path / "exits_during_check.py").write_text(EXITS["exits_during_check"])
     p = run("check", "exits_during_check:f", "--shape", "1x2x2", "--json", cwd=tmp_path)

@@ -127,7 +127,7 @@ def _numeric_check(need, plan, layer):
     if not (eps_float > 0 and math.isfinite(eps_float)):
         raise UsageError(f"--eps {plan['eps']!r} is not a positive finite float64, which the mpmath "
                          f"cross-check needs")
-    common = dict(dtype=plan["dtype"], dps=plan["dps"])
+    common = dict(dtype=plan["dtype"], dps=plan["dps"], budget=plan["budget"])
     if layer is None:  # crosscheck passes xp only to functions that take it
         return crosscheck(forward=need.get("forward"), backward=need.get("backward"), shape=plan["shape"],
                           eps=eps_float, **common)
@@ -166,7 +166,7 @@ def _run_check(plan, say) -> tuple:
             raise UsageError(f"{role}: {_one_line(exc)}") from None
         certs.append(cert)
     if need_numeric:
-        say(f"mpmath cross-check ({plan['dtype']}, dps {plan['dps']})")
+        say(f"mpmath cross-check ({plan['dtype']}, dps {plan['dps']})", plan["budget"])
         try:
             numeric = {"result": _numeric_check(need_numeric, plan, layer)}
         except ImplementationError as exc:

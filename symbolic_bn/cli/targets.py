@@ -18,6 +18,7 @@ import os
 import re
 import sys
 
+from ..exact.budget import BUDGET_INTERRUPT
 from .parsing import UsageError, _one_line
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -151,7 +152,7 @@ def _guard(fn):
     def guarded(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (Exception, KeyboardInterrupt):
+        except (Exception, KeyboardInterrupt, BUDGET_INTERRUPT):  # the budget: 'undecided', not a fault
             raise
         except BaseException as exc:
             raise ExitedDuringCheck(f"{_describe(exc)} while being checked") from None

@@ -21,7 +21,8 @@ runs unbounded.  Guarantees, whatever happens inside the block or when the alarm
 * an alarm never interrupts torch's or JAX's own Python code: raised in the middle of their
   bookkeeping (a dispatch mode pushed and not yet popped), an exception leaves global state that
   breaks every later trace in the process ("'PythonKeyTracer' object has no attribute 'graph'").
-  Such an alarm is postponed, a millisecond at a time, until other code (the user's, ours) runs;
+  Such an alarm is postponed, a millisecond at a time, until other code (the user's, ours) runs
+  -- for at most :data:`POSTPONE_LIMIT_SECONDS` past the deadline, after which it lands anyway;
   the exception then unwinds through the libraries as any error of traced code does.  So is an
   alarm inside a finalizer or a weakref callback, where Python would print and drop it;
 * inside :func:`untrusted_code` an alarm that has fired keeps firing every few milliseconds until
@@ -56,12 +57,20 @@ class _BudgetExceededInUntrustedCode(BaseException):
     outlive every budget); :func:`untrusted_code` turns it back into BudgetExceeded."""
 
 
+#: What the budget raises inside :func:`untrusted_code`: a wrapper of the user's function that
+#: turns BaseExceptions into errors of its own must let this one pass unchanged (it is the
+#: budget running out, an 'undecided', never a fault of the function).
+BUDGET_INTERRUPT = _BudgetExceededInUntrustedCode
+
 #: Budgets above this many seconds are treated as "no limit" (setitimer cannot take much more).
 MAX_TIMER_SECONDS = 1e9
 #: Shortest timer ever armed: a budget that is (nearly) used up still fires, and promptly.
 _MIN_TIMER_SECONDS = 1e-6
 #: How long an alarm that arrived inside a protected library is postponed (then tried again).
 _POSTPONE_SECONDS = 1e-3
+#: ... but never beyond this many seconds past the deadline: code that loops inside torch (or in
+#: a finalizer) would otherwise never be stopped; the alarm then lands wherever it is.
+POSTPONE_LIMIT_SECONDS = 2.0
 #: How often an alarm that fired inside the user's code fires again until that code is left.
 _REFIRE_SECONDS = 2e-3
 #: Libraries whose own Python code an alarm must not interrupt (module docstring).
@@ -247,7 +256,7 @@ def time_budget(seconds: float | None):
         # into the tear-down must neither interrupt it nor reach the handler restored after it.
         if not state.active:
             return
-        if _must_postpone(frame):
+        if _must_postpone(frame) and time.monotonic() < state.deadline + POSTPONE_LIMIT_SECONDS:
             signal.setitimer(signal.ITIMER_REAL, _POSTPONE_SECONDS)
             return
         if _UNTRUSTED_DEPTH[0]:
