@@ -263,19 +263,25 @@ def spin(seconds, done):
 """
 
 
-def test_an_alarm_waits_while_a_protected_library_runs_and_fires_after_it(recording_handler,
-                                                                          monkeypatch, tmp_path):
-    # Before: the alarm raised inside torch's make_fx bookkeeping and left a dispatch mode behind
-    # ("'PythonKeyTracer' object has no attribute 'graph'" in every later trace of the process).
+@pytest.fixture
+def library_spin(monkeypatch, tmp_path):
+    """``spin(seconds, done)`` compiled as a file of a (fake) protected library."""
     fake_library = str(tmp_path / "library") + "/"
     monkeypatch.setattr(B, "_EXTRA_PROTECTED_DIRS", [fake_library])
     namespace = {"time": time}
     exec(compile(_PROTECTED_SOURCE, fake_library + "spin.py", "exec"), namespace)
+    return namespace["spin"]
+
+
+def test_an_alarm_waits_while_a_protected_library_runs_and_fires_after_it(recording_handler,
+                                                                          library_spin):
+    # Before: the alarm raised inside torch's make_fx bookkeeping and left a dispatch mode behind
+    # ("'PythonKeyTracer' object has no attribute 'graph'" in every later trace of the process).
     done = []
     handler, _ = recording_handler
     with pytest.raises(BudgetExceeded):
         with time_budget(0.02):
-            namespace["spin"](0.3, done)  # 15 budgets long, inside the "library"
+            library_spin(0.3, done)  # 15 budgets long, inside the "library"
             assert done == [True]
             _spin_until_interrupted()  # our code again: the postponed alarm fires here
     assert done == [True]
@@ -283,19 +289,15 @@ def test_an_alarm_waits_while_a_protected_library_runs_and_fires_after_it(record
 
 
 def test_a_protected_library_that_never_returns_is_interrupted_after_the_postponement_limit(
-        recording_handler, monkeypatch, tmp_path):
+        recording_handler, library_spin, monkeypatch):
     # Without a limit, code looping inside torch's own Python code (or in a __del__) was never
     # stopped: the alarm was postponed again every millisecond.
-    fake_library = str(tmp_path / "library") + "/"
-    monkeypatch.setattr(B, "_EXTRA_PROTECTED_DIRS", [fake_library])
     monkeypatch.setattr(B, "POSTPONE_LIMIT_SECONDS", 0.2)
-    namespace = {"time": time}
-    exec(compile(_PROTECTED_SOURCE, fake_library + "spin.py", "exec"), namespace)
     done = []
     handler, _ = recording_handler
     with pytest.raises(BudgetExceeded):
         with time_budget(0.02):
-            namespace["spin"](30.0, done)
+            library_spin(30.0, done)
     assert done == []  # interrupted inside the "library", not after 30 s
     _clean(handler)
 

@@ -18,7 +18,7 @@ runs unbounded.  Guarantees, whatever happens inside the block or when the alarm
   an alarm of this budget that arrives late (after the block's work is done) is ignored and
   never reaches the restored handler;
 * a nested budget never extends the enclosing one (its deadline is the earlier of the two);
-* an alarm never interrupts torch's or JAX's own Python code: raised in the middle of their
+* an alarm does not interrupt torch's or JAX's own Python code: raised in the middle of their
   bookkeeping (a dispatch mode pushed and not yet popped), an exception leaves global state that
   breaks every later trace in the process ("'PythonKeyTracer' object has no attribute 'graph'").
   Such an alarm is postponed, a millisecond at a time, until other code (the user's, ours) runs
@@ -96,15 +96,18 @@ def _protected_dirs() -> tuple:
 _DROPPING_FILES = (os.sep + "weakref.py", os.sep + "_weakrefset.py")
 
 
+def _in_protected_library(frame) -> bool:
+    dirs = _protected_dirs()
+    return bool(dirs) and frame.f_code.co_filename.startswith(dirs)
+
+
 def _must_postpone(frame) -> bool:
     """True when the alarm interrupted a protected library, or code whose exceptions are dropped."""
     if frame is None:
         return False
     code = frame.f_code
-    if code.co_name == "__del__" or code.co_filename.endswith(_DROPPING_FILES):
-        return True
-    dirs = _protected_dirs()
-    return bool(dirs) and code.co_filename.startswith(dirs)
+    return (code.co_name == "__del__" or code.co_filename.endswith(_DROPPING_FILES)
+            or _in_protected_library(frame))
 
 
 def check_budget(value, name: str = "budget") -> float | None:
@@ -161,7 +164,7 @@ def _reraise_in_except_clauses(frame, event, arg):
 
 def _not_users(frame) -> bool:
     """Our own code and the protected libraries: they pass the exception on, never trace them."""
-    return frame.f_code.co_filename.startswith(_protected_dirs() + (_PACKAGE_DIR,))
+    return frame.f_code.co_filename.startswith(_PACKAGE_DIR) or _in_protected_library(frame)
 
 
 def _trace_user_frames(frame):
@@ -191,9 +194,10 @@ def untrusted_code():
     While the block runs the alarm raises an exception that ``except Exception`` does not catch;
     it leaves the block as :class:`BudgetExceeded`.  A function that swallows it anyway (a bare
     ``except:``) is interrupted again every few milliseconds until its code is left, and one that
-    returns after the deadline also gives BudgetExceeded.  (A loop that catches every exception
-    at every point of its body, including its own back edge, is not possible in Python; code
-    stuck inside a C call is outside any in-process budget.)
+    returns after the deadline also gives BudgetExceeded.  Two such loops nested in each other
+    can still outlast the budget (the outer ``except`` runs after the re-raise, untraced: a trace
+    function that raises is switched off by CPython), and code stuck inside a C call is outside
+    any in-process budget; the CLI's child-process watchdog stops both.
     """
     mark = len(_BOUNDARIES)
     _UNTRUSTED_DEPTH[0] += 1
